@@ -1,0 +1,163 @@
+"""`make demo`: idp and the demo portal side by side, on SQLite and the embedded store.
+
+Creates the database and keys on first run (`idp init --sandbox`), generates a fresh client
+secret for the demo portal, starts idp on http://127.0.0.1:8000, the portal on
+http://127.0.0.1:8001 and a partner application that asks for consent on http://127.0.0.1:8002,
+and prints the sandbox citizens. SMS OTPs are printed on this console and appended to
+instance/sms-outbox.jsonl. Ctrl-C stops them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+IDP_URL = "http://127.0.0.1:8000"
+PORTAL_URL = "http://127.0.0.1:8001"
+PARTNER_URL = "http://127.0.0.1:8002"
+
+
+def wait_for(url: str, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback only
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def main() -> int:
+    os.chdir(ROOT)
+    env = dict(os.environ)
+    env.setdefault("IDP_ISSUER", IDP_URL)
+    env.setdefault("IDP_DATABASE_URL", "sqlite:///instance/idp.sqlite3")
+    env.setdefault("IDP_SMS_OUTBOX", str(ROOT / "instance" / "sms-outbox.jsonl"))
+    env.setdefault("IDP_SMS_ECHO", "true")
+    env["DEMO_PORTAL_CLIENT_SECRET"] = secrets.token_urlsafe(32)
+    env["DEMO_PARTNER_CLIENT_SECRET"] = secrets.token_urlsafe(32)
+    env["DEMO_IDP_ISSUER"] = env["IDP_ISSUER"]
+    env.pop("IDP_REDIS_URL", None)  # the demo needs no services
+
+    init = subprocess.run([sys.executable, "-m", "idp.cli", "init", "--sandbox"], env=env)
+    if init.returncode != 0:
+        return init.returncode
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "idp.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "8000",
+                "--workers",
+                "1",
+            ],
+            env=env,
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                "1",
+                "--threads",
+                "4",
+                "--bind",
+                "127.0.0.1:8001",
+                "--access-logfile",
+                "-",
+                "--no-control-socket",
+                "demo.portal:create_app()",
+            ],
+            env=env,
+        ),
+        # The demo partner application (not a provincial portal: it asks for consent).
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                "1",
+                "--threads",
+                "4",
+                "--bind",
+                "127.0.0.1:8002",
+                "--access-logfile",
+                "-",
+                "--no-control-socket",
+                "demo.portal:create_app()",
+            ],
+            env=dict(
+                env,
+                DEMO_PORTAL_URL=PARTNER_URL,
+                DEMO_PORTAL_CLIENT_ID="demo-partner",
+                DEMO_PORTAL_CLIENT_SECRET=env["DEMO_PARTNER_CLIENT_SECRET"],
+                DEMO_PORTAL_NAME="Ứng dụng đối tác (demo)",
+                DEMO_PORTAL_COLOUR="#1e6b35",
+            ),
+        ),
+    ]
+
+    def stop(*_: object) -> None:
+        for p in processes:
+            if p.poll() is None:
+                p.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        if not (wait_for(IDP_URL + "/health") and wait_for(PORTAL_URL + "/") and wait_for(PARTNER_URL + "/")):
+            print("idp or the demo portal did not start; see the messages above", file=sys.stderr)
+            stop()
+            return 1
+        people = json.loads((ROOT / "idp" / "sandbox" / "accounts.json").read_text(encoding="utf-8"))
+        print("\n" + "=" * 72)
+        print(f" idp:          {IDP_URL}   (discovery: {IDP_URL}/.well-known/openid-configuration)")
+        print(f" demo portal:  {PORTAL_URL}   <- open this and click 'Đăng nhập'")
+        print(f" demo partner: {PARTNER_URL}   (not a provincial portal: it asks for your consent)")
+        print(f" your account: {IDP_URL}/account   (sessions and devices, consents)")
+        print(" Sign in with 'Tài khoản công dân' as one of these fictional citizens:")
+        for p in people["citizens"] + people.get("legacy_citizens", []):
+            number = p.get("id_number") or p.get("legacy_id_number")
+            print(f"   {number:<13} {p['password']:<15} LoA{p['loa']}  {p['full_name']}")
+        print(
+            " or with 'Tài khoản tổ chức' as a fictional staff member (password, then SMS OTP or app code):"
+        )
+        for org in people.get("organizations", []):
+            for staff in org["staff"]:
+                second = f"app secret {staff['totp_secret']}" if staff.get("totp_secret") else "SMS OTP only"
+                print(f"   {staff['username']:<13} {staff['password']:<15} {second}  ({staff['full_name']})")
+        print(" The OTP is printed here as '[SMS to +84...]' and written to instance/sms-outbox.jsonl")
+        print(" Ctrl-C stops both servers.")
+        print("=" * 72 + "\n", flush=True)
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop()
+        for p in processes:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

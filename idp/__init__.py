@@ -1,0 +1,185 @@
+"""idp: OpenID Connect identity provider and single sign-on broker for a province's public services.
+
+``create_app`` builds one application instance: layered configuration validated up front
+(it refuses to start and names the bad ``IDP_`` key), storage, keys, relying parties, the
+protocol endpoints and the sign-in flows. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from idp.config import ConfigError, environ, is_loopback_host, load_instance_file, resolve
+
+__all__ = ["ConfigError", "create_app"]
+
+csrf = CSRFProtect()
+
+
+def _absolute_sqlite(url: str) -> str:
+    """sqlite:///relative/path -> an absolute path, created if missing."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url.startswith(prefix + "/") or url == "sqlite:///:memory:":
+        return url
+    path = Path(url[len(prefix) :]).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return prefix + str(path)
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    from urllib.parse import urlsplit
+
+    from idp import oidc, web
+    from idp.clients import ClientConfigError, ClientRegistry, account_client
+    from idp.flows import (  # noqa: F401 - their routes join the blueprint
+        account,
+        captcha,
+        chooser,
+        citizen,
+        consent,
+        org_security,
+        organization,
+        password_change,
+        password_reset,
+    )
+    from idp.flows.interaction import InteractionStore
+    from idp.flows.otp import OtpPolicy, OtpService
+    from idp.flows.pages import bp as flows_bp
+    from idp.flows.sessions import SessionStore
+    from idp.flows.throttle import LockoutPolicy, Throttle
+    from idp.identity.passwords import PasswordHashing
+    from idp.messaging.sms import HttpSmsGateway, OutboxSms, SmsSender
+    from idp.oidc.keys import KeyStoreError, ensure_secret
+    from idp.runtime import Runtime
+    from idp.store.ephemeral import create_store
+    from idp.store.models import db
+
+    app = Flask(__name__, instance_path=str(Path("instance").resolve()))
+    settings = resolve(environ(), load_instance_file(Path(app.instance_path) / "idp.cfg"), test_config)
+    app.config.update(settings)
+
+    issuer_host = urlsplit(settings["ISSUER"]).hostname
+    secure_cookies = not is_loopback_host(issuer_host)
+    keys_dir = Path(settings["KEYS_DIR"]).resolve()
+    app.config.update(
+        KEYS_DIR=str(keys_dir),
+        SECRET_KEY=settings["SECRET_KEY"] or ensure_secret(keys_dir),
+        SQLALCHEMY_DATABASE_URI=_absolute_sqlite(settings["DATABASE_URL"]),
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings["DATABASE_URL"]),
+        SESSION_COOKIE_NAME="idp_s",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure_cookies,
+        PERMANENT_SESSION_LIFETIME=settings["INTERACTION_LIFETIME"],
+        WTF_CSRF_TIME_LIMIT=settings["INTERACTION_LIFETIME"],
+        WTF_CSRF_SSL_STRICT=False,
+        BABEL_DEFAULT_LOCALE=settings["DEFAULT_LOCALE"],
+        BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
+        MAX_CONTENT_LENGTH=64 * 1024,
+    )
+    logging.getLogger("idp").setLevel(settings["LOG_LEVEL"])
+    if settings["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=settings["TRUSTED_PROXIES"],
+            x_proto=settings["TRUSTED_PROXIES"],
+            x_host=settings["TRUSTED_PROXIES"],
+        )
+
+    sms: SmsSender
+    if settings["SMS_GATEWAY_URL"]:
+        sms = HttpSmsGateway(
+            settings["SMS_GATEWAY_URL"],
+            settings["SMS_GATEWAY_TOKEN"],
+            settings["SMS_SENDER"],
+            settings["SMS_GATEWAY_TIMEOUT"],
+        )
+    elif settings["SMS_OUTBOX"]:
+        sms = OutboxSms(Path(settings["SMS_OUTBOX"]), echo=settings["SMS_ECHO"])
+    elif is_loopback_host(issuer_host):
+        sms = OutboxSms(Path(app.instance_path) / "sms-outbox.jsonl", echo=True)
+    else:
+        raise ConfigError(
+            "IDP_SMS_GATEWAY_URL: required outside loopback (or set IDP_SMS_OUTBOX for a test system)"
+        )
+
+    try:
+        clients = ClientRegistry(
+            Path(settings["CLIENTS_FILE"]).resolve(), environ(), builtin=(account_client(settings["ISSUER"]),)
+        )
+    except ClientConfigError as exc:
+        raise ConfigError(f"IDP_CLIENTS_FILE: {exc}") from None
+
+    store = create_store(settings["REDIS_URL"], settings["REDIS_PREFIX"])
+    otp_key = app.config["SECRET_KEY"].encode() + b":otp"
+    lockout = LockoutPolicy(
+        settings["PASSWORD_MAX_FAILURES"], settings["LOCKOUT_BASE_SECONDS"], settings["LOCKOUT_MAX_SECONDS"]
+    )
+    rt = Runtime(
+        config=app.config,
+        store=store,
+        clients=clients,
+        hashing=PasswordHashing(settings["ARGON2_MEMORY_KIB"], settings["ARGON2_TIME_COST"]),
+        sms=sms,
+        interactions=InteractionStore(store, settings["INTERACTION_LIFETIME"]),
+        sessions=SessionStore(store, settings["SESSION_LIFETIME"], settings["SESSION_IDLE_TIMEOUT"]),
+        otp=OtpService(
+            store,
+            sms,
+            otp_key,
+            OtpPolicy(
+                settings["OTP_LIFETIME"],
+                settings["OTP_MAX_ATTEMPTS"],
+                settings["OTP_RESEND_COOLDOWN"],
+                settings["OTP_DAILY_LIMIT"],
+                phone_hourly=settings["OTP_PHONE_HOURLY_LIMIT"],
+                phone_daily=settings["OTP_PHONE_DAILY_LIMIT"],
+                address_hourly=settings["OTP_ADDRESS_HOURLY_LIMIT"],
+                global_per_minute=settings["OTP_GLOBAL_PER_MINUTE"],
+            ),
+        ),
+        password_throttle=Throttle(store, "pwd", lockout),
+        otp_throttle=Throttle(
+            store,
+            "otp",
+            LockoutPolicy(
+                settings["OTP_MAX_VOIDED"], settings["LOCKOUT_BASE_SECONDS"], settings["LOCKOUT_MAX_SECONDS"]
+            ),
+        ),
+    )
+    app.extensions["idp"] = rt
+
+    db.init_app(app)
+    csrf.init_app(app)
+    web.install(app)
+    try:
+        oidc.init_app(app, rt)
+    except KeyStoreError as exc:
+        raise ConfigError(f"IDP_KEYS_DIR: {exc}") from None
+    app.register_blueprint(flows_bp)
+    from idp.health import bp as health_bp
+    from idp.oidc import views as oidc_views
+
+    app.register_blueprint(health_bp)
+    for endpoint in ("token", "revoke", "introspect", "userinfo", "authorize", "logout"):
+        csrf.exempt(f"{oidc_views.__name__}.{endpoint}")
+    return app
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 15}}
+    return {
+        "pool_pre_ping": True,
+        "pool_size": 5,
+        "max_overflow": 5,
+        "pool_timeout": 5,
+        "pool_recycle": 1800,
+        "connect_args": {"connect_timeout": 3},
+    }

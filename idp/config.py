@@ -1,0 +1,332 @@
+"""Configuration: one documented table of settings, layered and validated at start-up.
+
+Layers, later wins: the defaults below, an optional instance file (``instance/idp.cfg``), the
+environment (``IDP_<NAME>``), then the overrides a test passes to ``create_app``. Every value is
+coerced to its declared type and validated here; ``create_app`` refuses to start and names the
+offending ``IDP_`` key. Modules read ``app.config`` and never ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message names the ``IDP_`` key."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    doc: str
+    check: Callable[[Any], str | None] | None = None
+    nullable: bool = False
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be greater than zero"
+
+
+def _at_most(limit: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value <= 0:
+            return "must be greater than zero"
+        return None if value <= limit else f"must be at most {limit}"
+
+    return check
+
+
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_issuer(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "must be an absolute https URL"
+    if parts.query or parts.fragment:
+        return "must not have a query or fragment"
+    if value.endswith("/"):
+        return "must not end with a slash"
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        return "must use https (plain http is accepted only for a loopback issuer)"
+    return None
+
+
+def _check_database_url(value: str) -> str | None:
+    scheme = value.split(":", 1)[0]
+    if scheme.startswith("sqlite") or scheme.startswith("postgresql"):
+        return None
+    return "must be a sqlite:/// or postgresql:// URL"
+
+
+def _check_redis_url(value: str) -> str | None:
+    return None if value.split(":", 1)[0] in ("redis", "rediss", "unix") else "must be a redis:// URL"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ISSUER", str, "http://127.0.0.1:8000", "Issuer URL; https except on loopback.", _check_issuer),
+    Setting(
+        "DATABASE_URL",
+        str,
+        "sqlite:///instance/idp.sqlite3",
+        "SQLAlchemy URL of the durable store (SQLite embedded default, PostgreSQL in production).",
+        _check_database_url,
+    ),
+    Setting(
+        "REDIS_URL",
+        str,
+        None,
+        "Redis for short-lived data; without it one process uses an embedded store.",
+        _check_redis_url,
+        nullable=True,
+    ),
+    Setting("REDIS_PREFIX", str, "idp:", "Prefix of every Redis key this deployment writes."),
+    Setting("CLIENTS_FILE", str, "clients.yaml", "Relying parties (RFC 7591 field names)."),
+    Setting("KEYS_DIR", str, "keys", "Folder of signing keys and the session secret (never committed)."),
+    Setting(
+        "SECRET_KEY",
+        str,
+        None,
+        "Session/CSRF secret; read from KEYS_DIR/secret.key when unset.",
+        nullable=True,
+    ),
+    Setting(
+        "SMS_OUTBOX",
+        str,
+        None,
+        "Append every SMS as a JSON line to this file (development, tests).",
+        nullable=True,
+    ),
+    Setting("SMS_ECHO", bool, False, "Also print every SMS on the console (development)."),
+    Setting("SMS_GATEWAY_URL", str, None, "HTTP SMS gateway endpoint (production).", nullable=True),
+    Setting("SMS_GATEWAY_TOKEN", str, None, "Bearer token for the SMS gateway.", nullable=True),
+    Setting("SMS_GATEWAY_TIMEOUT", float, 5.0, "Seconds before an SMS gateway call is abandoned.", _positive),
+    Setting("SMS_SENDER", str, "IDP", "Brand name the SMS gateway shows as sender."),
+    Setting("ACCESS_TOKEN_LIFETIME", int, 300, "Seconds an access token is valid.", _at_most(3600)),
+    Setting("ID_TOKEN_LIFETIME", int, 600, "Seconds an ID token is valid.", _at_most(86400)),
+    Setting("CODE_LIFETIME", int, 60, "Seconds an authorization code is valid.", _at_most(60)),
+    Setting(
+        "REFRESH_TOKEN_LIFETIME",
+        int,
+        30 * 86400,
+        "Seconds an offline_access refresh token family lives.",
+        _positive,
+    ),
+    Setting("SESSION_LIFETIME", int, 12 * 3600, "Absolute lifetime of an SSO session, seconds.", _positive),
+    Setting("SESSION_IDLE_TIMEOUT", int, 2 * 3600, "An SSO session unused this long ends.", _positive),
+    Setting("INTERACTION_LIFETIME", int, 1800, "Seconds a person has to finish signing in.", _positive),
+    Setting(
+        "ACCOUNT_RECENT_SIGNIN",
+        int,
+        600,
+        "Account pages: sensitive actions (sign out everywhere) need a sign-in this recent, seconds.",
+        _positive,
+    ),
+    Setting("OTP_LIFETIME", int, 120, "Seconds an SMS OTP is valid (guides: 2 minutes).", _at_most(900)),
+    Setting("OTP_MAX_ATTEMPTS", int, 5, "Wrong OTP entries before the code is void.", _at_most(10)),
+    Setting(
+        "OTP_MAX_VOIDED", int, 3, "OTP codes voided by wrong entries before a temporary lockout.", _positive
+    ),
+    Setting("OTP_RESEND_COOLDOWN", int, 60, "Seconds before another OTP may be sent.", _positive),
+    Setting("OTP_DAILY_LIMIT", int, 10, "OTP messages one account may receive per day.", _positive),
+    # SMS-pumping caps (idp.flows.otp): nothing is sent once one is reached. Days are Vietnam days.
+    Setting(
+        "OTP_PHONE_HOURLY_LIMIT",
+        int,
+        8,
+        "OTP messages one phone number may receive per hour (one phone may serve several accounts).",
+        _positive,
+    ),
+    Setting(
+        "OTP_PHONE_DAILY_LIMIT", int, 20, "OTP messages one phone number may receive per day.", _positive
+    ),
+    Setting(
+        "OTP_ADDRESS_HOURLY_LIMIT",
+        int,
+        60,
+        "OTP messages requested from one client address per hour (raise it for a reception desk or NAT).",
+        _positive,
+    ),
+    Setting(
+        "OTP_GLOBAL_PER_MINUTE", int, 300, "OTP messages the whole deployment sends per minute.", _positive
+    ),
+    Setting(
+        "REMEMBER_DEVICE_DAYS",
+        int,
+        30,
+        "Days a browser stays remembered after 'Ghi nhớ thiết bị này' (0 turns the choice off). "
+        "A remembered browser skips the SMS OTP; such a sign-in is LoA1.",
+        lambda v: None if 0 <= v <= 365 else "must be between 0 and 365",
+    ),
+    Setting("PASSWORD_MAX_FAILURES", int, 5, "Wrong passwords before a temporary lockout.", _positive),
+    Setting("LOCKOUT_BASE_SECONDS", int, 60, "First lockout; doubles with each further one.", _positive),
+    Setting("LOCKOUT_MAX_SECONDS", int, 3600, "Longest temporary lockout.", _positive),
+    Setting("CAPTCHA_ENABLED", bool, True, "Captcha on risky pages; off only for automated tests."),
+    Setting(
+        "CAPTCHA_AFTER_FAILURES",
+        int,
+        2,
+        "Failed sign-ins (per login name or per client address) after which the sign-in asks a captcha.",
+        _positive,
+    ),
+    Setting("CAPTCHA_LIFETIME", int, 300, "Seconds a captcha challenge can be answered.", _at_most(1800)),
+    Setting(
+        "PASSWORD_RESET_LIFETIME",
+        int,
+        900,
+        "Seconds to finish a password reset or change once started.",
+        _at_most(3600),
+    ),
+    Setting("KEY_RETENTION", int, 7 * 86400, "Seconds a retired public key stays in the JWKS.", _positive),
+    Setting(
+        "BACKCHANNEL_TIMEOUT", float, 3.0, "Seconds to wait for a relying party's logout endpoint.", _positive
+    ),
+    Setting("SUPPORT_HOTLINE", str, "1022", "Support phone number shown on error pages."),
+    Setting("PROVINCE_NAME", str, "Tỉnh Thừa Thiên Huế", "Shown in the page header."),
+    Setting(
+        "DEFAULT_LOCALE",
+        str,
+        "vi",
+        "Language of the pages unless the person or ui_locales asks.",
+        _one_of("vi", "en"),
+    ),
+    Setting("TRUSTED_PROXIES", int, 0, "Number of reverse proxies whose X-Forwarded-* headers to trust."),
+    Setting("WORKERS", int, 2, "Worker processes of `idp serve`.", _positive),
+    Setting("THREADS", int, 4, "Threads per worker of `idp serve`.", _positive),
+    Setting("LOG_LEVEL", str, "INFO", "Python log level.", _one_of("DEBUG", "INFO", "WARNING", "ERROR")),
+    Setting("ARGON2_MEMORY_KIB", int, 19 * 1024, "argon2id memory cost (OWASP: 19 MiB).", _positive),
+    Setting("ARGON2_TIME_COST", int, 2, "argon2id iterations.", _positive),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}
+PREFIX = "IDP_"
+
+
+def _coerce(setting: Setting, raw: Any) -> Any:
+    if raw is None:
+        if setting.nullable:
+            return None
+        raise ConfigError(f"{PREFIX}{setting.name}: is required")
+    if setting.type is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{PREFIX}{setting.name}: expected true or false, got {raw!r}")
+    if setting.type in (int, float):
+        if isinstance(raw, bool):
+            raise ConfigError(f"{PREFIX}{setting.name}: expected a number, got {raw!r}")
+        try:
+            return setting.type(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{PREFIX}{setting.name}: expected a number, got {raw!r}") from None
+    if isinstance(raw, str):
+        if raw == "" and setting.nullable:
+            return None
+        return raw
+    raise ConfigError(f"{PREFIX}{setting.name}: expected text, got {raw!r}")
+
+
+def resolve(
+    environ: Mapping[str, str],
+    instance_values: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return the validated settings (names without the prefix)."""
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    for layer in (instance_values or {}, _from_environ(environ), overrides or {}):
+        for key, raw in layer.items():
+            name = key[len(PREFIX) :] if key.startswith(PREFIX) else key
+            if name in BY_NAME:
+                values[name] = raw
+    result: dict[str, Any] = {}
+    for setting in SETTINGS:
+        value = _coerce(setting, values[setting.name])
+        if value is not None and setting.check is not None:
+            problem = setting.check(value)
+            if problem:
+                raise ConfigError(f"{PREFIX}{setting.name}: {problem} (got {value!r})")
+        result[setting.name] = value
+    if result["SESSION_IDLE_TIMEOUT"] > result["SESSION_LIFETIME"]:
+        raise ConfigError(f"{PREFIX}SESSION_IDLE_TIMEOUT: must not exceed {PREFIX}SESSION_LIFETIME")
+    if result["LOCKOUT_BASE_SECONDS"] > result["LOCKOUT_MAX_SECONDS"]:
+        raise ConfigError(f"{PREFIX}LOCKOUT_BASE_SECONDS: must not exceed {PREFIX}LOCKOUT_MAX_SECONDS")
+    # Anything else in the overrides (Flask's own keys such as TESTING) passes through untouched.
+    for key, raw in (overrides or {}).items():
+        if key not in BY_NAME and not key.startswith(PREFIX):
+            result[key] = raw
+    return result
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    unknown = sorted(
+        k for k in environ if k.startswith(PREFIX) and k[len(PREFIX) :] not in BY_NAME and k not in _IGNORED
+    )
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown setting (see `idp config` for the list)")
+    return {k: v for k, v in environ.items() if k.startswith(PREFIX)}
+
+
+# Environment variables with the prefix that are not settings of the server itself.
+_IGNORED = frozenset({"IDP_NEW_PASSWORD", "IDP_TEST_DATABASE_URL", "IDP_TEST_REDIS_URL"})
+
+
+def load_instance_file(path: Path) -> dict[str, Any]:
+    """Read ``KEY = value`` lines (JSON or bare text values) from the instance file if present."""
+    if not path.is_file():
+        return {}
+    values: dict[str, Any] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, raw = line.partition("=")
+        if not sep:
+            raise ConfigError(f"{path}:{number}: expected KEY = value")
+        raw = raw.strip()
+        try:
+            values[key.strip()] = json.loads(raw)
+        except ValueError:
+            values[key.strip()] = raw
+    return values
+
+
+def describe() -> str:
+    """The settings table, for `idp config` and the README."""
+    lines = []
+    for s in SETTINGS:
+        default = "(unset)" if s.default is None else json.dumps(s.default, ensure_ascii=False)
+        lines.append(f"{PREFIX}{s.name} = {default}\n    {s.doc}")
+    return "\n".join(lines)
+
+
+def environ() -> Mapping[str, str]:
+    """The process environment; the only place the package reads it."""
+    return os.environ

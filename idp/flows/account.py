@@ -1,0 +1,526 @@
+"""The account area (/account): the signed-in person's own pages — sessions and devices, consents.
+
+Signing in. The account area is a relying party of idp itself: the built-in public client
+``idp-account`` (idp.clients.account_client: PKCE, redirect URI ``{issuer}/account/callback``).
+A person who opens an account page without having signed in here is sent through /authorize as
+from any portal — the same chooser, doors, OTP and acr rules; an SSO session already open answers
+at once — and /account/callback redeems the code (``runtime().redeem_code``) and checks that it
+belongs to this browser's SSO session. The account area stays signed in exactly as long as that
+SSO session: signing out anywhere signs it out too.
+
+Other account pages (password change, …) use the same gate: decorate the view with ``signed_in``
+(or ``signed_in(recent=True)`` for a sensitive action: it demands a sign-in within
+ACCOUNT_RECENT_SIGNIN seconds and sends the person through the sign-in pages again otherwise) and
+read who it is with ``current_person()``::
+
+    from idp.flows.account import current_person, signed_in
+
+    @bp.route("/account/password", methods=["GET", "POST"])
+    @signed_in(recent=True)     # a POST route with recent=True should also answer GET
+    def change_password() -> BaseResponse:
+        me = current_person()   # me.account_id, me.session (the SsoSession of this browser)
+        for other in runtime().sessions.sessions_of(me.account_id):
+            if other.sid != me.session.sid:
+                runtime().end_session(other, "password_changed")  # + back-channel logout
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+from urllib.parse import urlencode, urlsplit
+
+from flask import Response, abort, g, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+from werkzeug.wrappers import Response as BaseResponse
+
+from idp.clients import ACCOUNT_CLIENT_ID
+from idp.flows.browser import SSO_COOKIE, browser_id, sso_cookie
+from idp.flows.consent import describe_scopes
+from idp.flows.pages import ActionForm, bp, client_address
+from idp.flows.sessions import SsoSession
+from idp.identity import audit
+from idp.identity.identifiers import mask_id, mask_phone
+from idp.identity.remembered_devices import forget_all
+from idp.runtime import runtime
+from idp.store.models import Account, Consent, Grant, db, utcnow
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ACCOUNT_SID = "account_sid"  # Flask session key: the SSO session the account area signed in with
+PENDING_PREFIX = "acct_login:"
+VIETNAM = dt.timezone(dt.timedelta(hours=7), "ICT")
+
+# The built-in client's name (idp.clients.ACCOUNT_CLIENT_NAME), a msgid shown on the sign-in pages.
+ACCOUNT_AREA_NAME = _l("trang quản lý tài khoản")
+KIND_NAMES = {
+    "citizen": _l("Tài khoản công dân"),
+    "organization": _l("Tài khoản tổ chức"),
+}
+NOTICES = {
+    "signed_out_one": _l("Đã đăng xuất thiết bị đó. Các cổng dịch vụ trên thiết bị đó đã được thông báo."),
+    "signed_out_gone": _l("Phiên đăng nhập đó đã kết thúc trước đó."),
+    "revoked": _l("Đã thu hồi quyền nhận thông tin. Lần sau ứng dụng đó sẽ phải hỏi lại bạn."),
+    "reauth_all": _l(
+        "Bạn vừa xác nhận lại việc đăng nhập. Bấm «Đăng xuất khỏi tất cả thiết bị» một lần nữa để hoàn tất."
+    ),
+}
+
+
+# -- the gate: who is signed in here -------------------------------------------------------------
+@dataclass(frozen=True)
+class SignedInPerson:
+    account_id: int
+    session: SsoSession
+
+
+def current_person() -> SignedInPerson:
+    """The person the account page serves (inside a view decorated with ``signed_in``)."""
+    me = g.get("signed_in_person")
+    if me is None:
+        raise RuntimeError("current_person() outside a view decorated with signed_in")
+    return cast(SignedInPerson, me)
+
+
+def is_recent(s: SsoSession) -> bool:
+    return time.time() - s.auth_time <= runtime().config["ACCOUNT_RECENT_SIGNIN"]
+
+
+def _signed_in_here() -> SignedInPerson | None:
+    sso = runtime().sessions.load(sso_cookie())
+    if sso is None or session.get(ACCOUNT_SID) != sso.sid:
+        return None
+    status = db.session.execute(select(Account.status).where(Account.id == sso.account_id)).scalar()
+    if status != "active":
+        return None  # /authorize ends the session of a locked account and asks to sign in
+    return SignedInPerson(sso.account_id, sso)
+
+
+def signed_in(view: F | None = None, *, recent: bool = False) -> Any:
+    """Let the view run only for a person signed in to the account area (see the module doc)."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            me = _signed_in_here()
+            back = _back_after_sign_in()
+            if me is None:
+                return begin_sign_in(back)
+            if recent and not is_recent(me.session):
+                return begin_sign_in(back, max_age=runtime().config["ACCOUNT_RECENT_SIGNIN"])
+            g.signed_in_person = me
+            return fn(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate(view) if view is not None else decorate
+
+
+def _back_after_sign_in() -> str:
+    """Where to come back to: this page, or for a form post the page if it answers GET too (a
+    post cannot be replayed after the sign-in pages), else the account's home."""
+    if request.method == "GET":
+        return request.full_path.rstrip("?")
+    rule = request.url_rule
+    if rule is not None and rule.methods is not None and "GET" in rule.methods:
+        return request.path
+    return url_for("flows.account_home")
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path of the account area: never another site, never a protocol endpoint."""
+    home = url_for("flows.account_home")
+    if not value or len(value) > 300 or "\\" in value or ".." in value:
+        return home
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or parts.fragment:
+        return home
+    if not (parts.path == "/account" or parts.path.startswith("/account/")):
+        return home
+    if parts.path.startswith("/account/callback"):
+        return home
+    return value
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def begin_sign_in(next_path: str, max_age: int | None = None) -> BaseResponse:
+    """Send the browser through /authorize as the account area's relying party."""
+    rt = runtime()
+    state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(16)
+    verifier, challenge = pkce_pair()
+    pending = {
+        "browser": browser_id(create=True),
+        "verifier": verifier,
+        "nonce": nonce,
+        "next": _safe_next(next_path),
+        "max_age": max_age,
+    }
+    rt.store.set(PENDING_PREFIX + state, json.dumps(pending), rt.config["INTERACTION_LIFETIME"])
+    params = {
+        "response_type": "code",
+        "client_id": ACCOUNT_CLIENT_ID,
+        "redirect_uri": _redirect_uri(),
+        "scope": "openid",
+        "state": state,
+        "nonce": nonce,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "ui_locales": str(get_locale()),
+    }
+    if max_age is not None:
+        params["max_age"] = str(max_age)
+    return redirect(url_for("oidc.authorize") + "?" + urlencode(params), 303)
+
+
+def _redirect_uri() -> str:
+    return str(runtime().config["ISSUER"]) + "/account/callback"
+
+
+@bp.get("/account/login")
+def account_login() -> BaseResponse:
+    return begin_sign_in(request.args.get("next") or "/account")
+
+
+@bp.get("/account/callback")
+def account_callback() -> BaseResponse:
+    rt = runtime()
+    state = request.args.get("state", "")
+    raw = rt.store.take(PENDING_PREFIX + state) if 20 <= len(state) <= 64 else None
+    pending = json.loads(raw) if raw else None
+    if (
+        pending is None
+        or pending["browser"] != browser_id(create=False)
+        or request.args.get("iss") != rt.config["ISSUER"]
+    ):
+        return _expired()
+    if "error" in request.args:
+        if request.args["error"] == "access_denied":  # the person cancelled at the chooser
+            return redirect(url_for("flows.account_signed_out", cancelled=1, next=pending["next"]), 303)
+        return _expired()
+    redeemed = rt.redeem_code(
+        request.args.get("code", ""), ACCOUNT_CLIENT_ID, _redirect_uri(), pending["verifier"]
+    )
+    sso = rt.sessions.load(sso_cookie())
+    if (
+        redeemed is None
+        or sso is None
+        or redeemed.sid != sso.sid
+        or redeemed.nonce != pending["nonce"]
+        or (pending["max_age"] is not None and time.time() - redeemed.auth_time > pending["max_age"] + 60)
+    ):
+        return _expired()
+    session[ACCOUNT_SID] = sso.sid
+    return redirect(pending["next"], 303)
+
+
+def _expired() -> BaseResponse:
+    from idp.web import problem_page
+
+    return problem_page(
+        400,
+        _("Chưa vào được trang quản lý tài khoản"),
+        _(
+            "Lần đăng nhập này đã hết hạn hoặc được mở trên trình duyệt khác. Vui lòng mở lại trang quản lý tài khoản và đăng nhập."
+        ),
+    )
+
+
+# -- pages -----------------------------------------------------------------------------------
+def _render(template: str, status: int = 200, **context: Any) -> BaseResponse:
+    body = render_template(template, **context)
+    return Response(body, status=status, mimetype="text/html")
+
+
+def _notice() -> str | None:
+    notice = NOTICES.get(request.args.get("done", ""))
+    return str(notice) if notice else None
+
+
+def vietnam_time(epoch: int | float | dt.datetime) -> str:
+    """dd/mm/yyyy HH:MM in Vietnam time (DESIGN §7: dates dd/mm/yyyy)."""
+    if isinstance(epoch, dt.datetime):
+        moment = epoch.replace(tzinfo=dt.UTC).astimezone(VIETNAM)
+    else:
+        moment = dt.datetime.fromtimestamp(epoch, VIETNAM)
+    return moment.strftime("%H:%M, %d/%m/%Y")
+
+
+bp.add_app_template_filter(vietnam_time, "vietnam_time")
+
+
+def device_label(s: SsoSession) -> str:
+    if s.browser and s.platform:
+        return _("%(browser)s trên %(platform)s", browser=s.browser, platform=s.platform)
+    if s.browser:
+        return s.browser
+    if s.platform:
+        return _("Trình duyệt trên %(platform)s", platform=s.platform)
+    return _("Trình duyệt không xác định")
+
+
+def _portal_names(sid: str) -> list[str]:
+    rt = runtime()
+    names = []
+    for client_id in sorted(rt.sessions.clients(sid)):
+        if client_id == ACCOUNT_CLIENT_ID:
+            continue
+        client = rt.clients.get(client_id)
+        names.append(client.client_name if client else client_id)
+    return sorted(names)
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    sid: str
+    device: str
+    address: str
+    signed_in_at: str
+    active_at: str
+    portals: list[str]
+    current: bool
+
+
+def _session_rows(me: SignedInPerson) -> list[SessionRow]:
+    found = runtime().sessions.sessions_of(me.account_id)
+    found.sort(key=lambda s: (s.sid != me.session.sid, -s.touched_at))
+    return [
+        SessionRow(
+            sid=s.sid,
+            device=device_label(s),
+            address=s.address,
+            signed_in_at=vietnam_time(s.created_at),
+            active_at=vietnam_time(s.touched_at),
+            portals=_portal_names(s.sid),
+            current=s.sid == me.session.sid,
+        )
+        for s in found
+    ]
+
+
+def _account(account_id: int) -> Account:
+    account = db.session.get(Account, account_id)
+    if account is None:
+        abort(404)
+    return account
+
+
+@bp.get("/account")
+@signed_in
+def account_home() -> BaseResponse:
+    me = current_person()
+    account = _account(me.account_id)
+    person = account.person
+    org = getattr(account, "organization", None)
+    context: dict[str, Any] = {
+        "name": person.full_name if person is not None else account.username,
+        "kind": str(KIND_NAMES.get(account.kind, account.kind)),
+        "organization": org.name if org is not None else None,
+        "id_number": mask_id(person.id_number) if person is not None and person.id_number else None,
+        "legacy_id": mask_id(person.legacy_id_number)
+        if person is not None and person.legacy_id_number and not person.id_number
+        else None,
+        "loa": person.loa if person is not None else None,
+        "phones": [mask_phone(p.number) for p in account.phones if p.verified_at is not None],
+        "session_count": len(runtime().sessions.sessions_of(me.account_id)),
+        "consent_count": len(_consents(me.account_id)),
+    }
+    db.session.rollback()
+    return _render("account/home.html", section="home", form=ActionForm(), **context)
+
+
+@bp.get("/account/sessions")
+@signed_in
+def account_sessions() -> BaseResponse:
+    me = current_person()
+    notice = _notice()
+    if request.args.get("confirm") == "all" and is_recent(me.session):
+        notice = str(NOTICES["reauth_all"])
+    return _render(
+        "account/sessions.html",
+        section="sessions",
+        form=ActionForm(),
+        sessions=_session_rows(me),
+        notice=notice,
+    )
+
+
+def _end(me: SignedInPerson, s: SsoSession, reason: str) -> None:
+    """End one SSO session of this person (audited), with back-channel logout to its portals."""
+    audit.record(
+        "session.signed_out",
+        actor=f"account:{me.account_id}",
+        account_id=me.account_id,
+        ip=client_address(),
+        reason=reason,
+        this_device=s.sid == me.session.sid,
+        portals=sorted(c for c in runtime().sessions.clients(s.sid) if c != ACCOUNT_CLIENT_ID),
+    )
+    runtime().end_session(s, reason)  # commits when it revokes grants
+    db.session.commit()
+
+
+def _signed_out(all_devices: bool) -> BaseResponse:
+    """Drop this browser's SSO cookie and show the signed-out page (a GET, so that the language
+    switch and a reload work)."""
+    session.pop(ACCOUNT_SID, None)
+    response = redirect(url_for("flows.account_signed_out", everywhere=1 if all_devices else None), 303)
+    response.delete_cookie(SSO_COOKIE, path="/")
+    return response
+
+
+@bp.get("/account/signed-out")
+def account_signed_out() -> BaseResponse:
+    return _render(
+        "account/signed_out.html",
+        cancelled=bool(request.args.get("cancelled")),
+        all_devices=bool(request.args.get("everywhere")),
+        next_path=_safe_next(request.args.get("next")),
+    )
+
+
+@bp.post("/account/sessions/end")
+@signed_in
+def account_end_session() -> BaseResponse:
+    me = current_person()
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    sid = request.form.get("sid", "")
+    target = next((s for s in runtime().sessions.sessions_of(me.account_id) if s.sid == sid), None)
+    if target is None:
+        return redirect(url_for("flows.account_sessions", done="signed_out_gone"), 303)
+    if target.sid == me.session.sid:
+        _end(me, target, "account_signout_this")
+        return _signed_out(all_devices=False)
+    _end(me, target, "account_signout_other")
+    return redirect(url_for("flows.account_sessions", done="signed_out_one"), 303)
+
+
+@bp.post("/account/sessions/end-all")
+@signed_in
+def account_end_all() -> BaseResponse:
+    me = current_person()
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if not is_recent(me.session):
+        # A sensitive action: the person proves again who they are (max_age), then confirms.
+        return begin_sign_in(
+            url_for("flows.account_sessions", confirm="all"),
+            max_age=runtime().config["ACCOUNT_RECENT_SIGNIN"],
+        )
+    # "Everywhere" includes browsers remembered to skip the OTP: they must sign in fully again.
+    forget_all(
+        me.account_id, actor=f"account:{me.account_id}", reason="account_signout_all", ip=client_address()
+    )
+    db.session.commit()
+    # Others first: this browser's session (and cookie) goes last.
+    for s in sorted(runtime().sessions.sessions_of(me.account_id), key=lambda s: s.sid == me.session.sid):
+        _end(me, s, "account_signout_all")
+    return _signed_out(all_devices=True)
+
+
+@bp.post("/account/signout")
+@signed_in
+def account_signout() -> BaseResponse:
+    me = current_person()
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    _end(me, me.session, "account_signout_this")
+    return _signed_out(all_devices=False)
+
+
+# -- consents (item 7) ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConsentRow:
+    client_id: str
+    name: str
+    claims: list[str]
+    granted_at: str
+
+
+def _consents(account_id: int) -> list[ConsentRow]:
+    rt = runtime()
+    rows = db.session.execute(
+        select(Consent).where(Consent.account_id == account_id).order_by(Consent.granted_at.desc())
+    ).scalars()
+    found = []
+    for c in rows:
+        client = rt.clients.get(c.client_id)
+        found.append(
+            ConsentRow(
+                client_id=c.client_id,
+                name=client.client_name if client else c.client_id,
+                claims=describe_scopes(c.scope),
+                granted_at=vietnam_time(c.granted_at),
+            )
+        )
+    return found
+
+
+@bp.get("/account/consents")
+@signed_in
+def account_consents() -> BaseResponse:
+    me = current_person()
+    consents = _consents(me.account_id)
+    db.session.rollback()
+    return _render(
+        "account/consents.html", section="consents", form=ActionForm(), consents=consents, notice=_notice()
+    )
+
+
+@bp.post("/account/consents/revoke")
+@signed_in
+def account_revoke_consent() -> BaseResponse:
+    """Delete the consent, revoke the client's grants for this person (refresh-token families and
+    their access tokens) and sign the person out of that client: one transaction, audited."""
+    me = current_person()
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    client_id = request.form.get("client_id", "")
+    consent = db.session.execute(
+        select(Consent).where(Consent.account_id == me.account_id, Consent.client_id == client_id)
+    ).scalar_one_or_none()
+    if consent is None:
+        db.session.rollback()
+        return redirect(url_for("flows.account_consents"), 303)
+    grant_ids = list(
+        db.session.execute(
+            select(Grant.id).where(
+                Grant.account_id == me.account_id, Grant.client_id == client_id, Grant.revoked_at.is_(None)
+            )
+        ).scalars()
+    )
+    if grant_ids:
+        db.session.execute(
+            update(Grant)
+            .where(Grant.id.in_(grant_ids), Grant.revoked_at.is_(None))
+            .values(revoked_at=utcnow(), revoked_reason="consent_revoked")
+        )
+    db.session.delete(consent)
+    audit.record(
+        "consent.revoked",
+        actor=f"account:{me.account_id}",
+        account_id=me.account_id,
+        client_id=client_id,
+        ip=client_address(),
+        scope=consent.scope,
+        grants_revoked=len(grant_ids),
+    )
+    db.session.commit()
+    runtime().withdraw_client(me.account_id, client_id, grant_ids, "consent_revoked")
+    return redirect(url_for("flows.account_consents", done="revoked"), 303)

@@ -1,0 +1,92 @@
+"""The interaction: one opaque id that carries an authorization request from /authorize through
+the flows and back, bound to the browser that started it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from idp.store.ephemeral import EphemeralStore
+
+
+@dataclass
+class LoginResult:
+    account_id: int
+    subject: str
+    auth_time: int
+    acr: str
+    amr: list[str]
+    loa: int
+
+
+@dataclass
+class Interaction:
+    id: str
+    browser: str
+    client_id: str
+    client_name: str
+    params: dict[str, str]
+    created_at: int
+    expires_at: int
+    first_party: bool = False
+    login_hint: str | None = None
+    ui_locales: str | None = None
+    expected_subject: str | None = None
+    scope: str = ""
+    # The request's own assurance wishes (idp.oidc.authorize): demanded (essential acr, the
+    # client's require_acr) and preferred (acr_values or the client's default_acr_values).
+    required_acr: list[str] | None = None
+    acr_values: list[str] = field(default_factory=list)
+    # Door skipping: the door the relying party named (`door=`), and whether it was taken already.
+    door: str | None = None
+    door_taken: bool = False
+    # Progress of the citizen door: password checked, OTP sent.
+    pending_account_id: int | None = None
+    otp_challenge: str | None = None
+    otp_phone: str | None = None
+    # Outcome.
+    result: LoginResult | None = None
+    consent_given: bool = False
+    cancelled: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class InteractionStore:
+    def __init__(self, store: EphemeralStore, lifetime: int) -> None:
+        self.store = store
+        self.lifetime = lifetime
+
+    def create(self, **fields: Any) -> Interaction:
+        now = int(time.time())
+        ix = Interaction(
+            id=secrets.token_urlsafe(24), created_at=now, expires_at=now + self.lifetime, **fields
+        )
+        self.save(ix)
+        return ix
+
+    def save(self, ix: Interaction) -> None:
+        ttl = ix.expires_at - int(time.time())
+        if ttl > 0:
+            self.store.set("ix:" + ix.id, json.dumps(asdict(ix)), ttl)
+
+    def load(self, ix_id: str, browser: str | None) -> Interaction | None:
+        """The interaction, or None when unknown, expired or started in another browser."""
+        if not ix_id or len(ix_id) > 64:
+            return None
+        raw = self.store.get("ix:" + ix_id)
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        result = data.pop("result")
+        ix = Interaction(**data)
+        ix.result = LoginResult(**result) if result else None
+        if not browser or not secrets.compare_digest(ix.browser, browser):
+            return None
+        return ix
+
+    def delete(self, ix: Interaction) -> None:
+        self.store.delete("ix:" + ix.id)

@@ -1,0 +1,109 @@
+"""What every sign-in page shares: the blueprint, loading the interaction bound to this browser,
+rendering, messages, and finishing a sign-in so that the authorization request resumes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
+
+from idp.clients import ACCOUNT_CLIENT_ID
+from idp.flows.browser import browser_id
+from idp.flows.interaction import Interaction, LoginResult
+from idp.identity import audit
+from idp.identity.assurance import session_acr
+from idp.runtime import runtime
+from idp.store.models import Account, db
+
+bp = Blueprint("flows", __name__)
+
+
+class ActionForm(FlaskForm):
+    """A button with nothing but the CSRF token (resend, cancel, consent)."""
+
+
+def load_interaction(ix_id: str) -> Interaction:
+    ix = runtime().interactions.load(ix_id, browser_id(create=False))
+    if ix is None:
+        abort(expired())
+    g.ui_locales = ix.ui_locales
+    return ix
+
+
+def expired() -> BaseResponse:
+    from idp.web import problem_page
+
+    return problem_page(
+        400,
+        _("Phiên đăng nhập đã hết hạn"),
+        _(
+            "Phiên đăng nhập này đã hết hạn hoặc được mở trên trình duyệt khác. Vui lòng quay lại trang dịch vụ công và bấm Đăng nhập lại."
+        ),
+    )
+
+
+def client_name_of(ix: Interaction) -> str:
+    """Portals' names as clients.yaml writes them; idp's own account area in the page's language."""
+    return _(ix.client_name) if ix.client_id == ACCOUNT_CLIENT_ID else ix.client_name
+
+
+def page(template: str, ix: Interaction, status: int = 200, **context: Any) -> BaseResponse:
+    body = render_template(template, ix=ix, client_name=client_name_of(ix), **context)
+    return Response(body, status=status, mimetype="text/html")
+
+
+def minutes(seconds: int) -> int:
+    return max(1, (seconds + 59) // 60)
+
+
+def lockout_message(seconds: int) -> str:
+    count = minutes(seconds)
+    return ngettext(
+        "Bạn đã nhập sai quá nhiều lần. Vui lòng thử lại sau %(num)d phút.",
+        "Bạn đã nhập sai quá nhiều lần. Vui lòng thử lại sau %(num)d phút.",
+        count,
+    )
+
+
+def client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def finish_login(ix: Interaction, account_id: int, amr: list[str], door: str = "citizen") -> BaseResponse:
+    """Record the sign-in in the interaction (and the audit trail) and resume the authorization."""
+    rt = runtime()
+    account = db.session.execute(select(Account).where(Account.id == account_id)).scalar_one_or_none()
+    if account is None or account.person is None or account.status != "active":
+        db.session.rollback()
+        return expired()
+    person = account.person
+    acr = session_acr(person.loa, amr)
+    audit.record(
+        "signin",
+        actor=f"account:{account_id}",
+        account_id=account_id,
+        client_id=ix.client_id,
+        ip=client_address(),
+        door=door,
+        acr=acr,
+        amr=amr,
+    )
+    db.session.commit()
+    ix.result = LoginResult(
+        account_id=account_id,
+        subject=person.subject,
+        auth_time=int(time.time()),
+        acr=acr,
+        amr=amr,
+        loa=person.loa,
+    )
+    ix.pending_account_id = ix.otp_challenge = None
+    rt.interactions.save(ix)
+    return redirect(url_for("oidc.resume", ix_id=ix.id))

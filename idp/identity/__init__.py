@@ -1,0 +1,1 @@
+"""The identity domain: persons, accounts, phones, assurance levels and the audit trail."""

@@ -1,0 +1,263 @@
+"""Vietnamese identifiers: ID numbers, legacy CMND, tax codes, phone numbers; masking for logs and pages.
+
+Formats follow shared/reference/vietnam-identifiers.md (Circular 07/2016/TT-BCA for the
+12-digit personal identification number).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+
+PROVINCE_CODES = frozenset(
+    [
+        "001",
+        "002",
+        "004",
+        "006",
+        "008",
+        "010",
+        "011",
+        "012",
+        "014",
+        "015",
+        "017",
+        "019",
+        "020",
+        "022",
+        "024",
+        "025",
+        "026",
+        "027",
+        "030",
+        "031",
+        "033",
+        "034",
+        "035",
+        "036",
+        "037",
+        "038",
+        "040",
+        "042",
+        "044",
+        "045",
+        "046",
+        "048",
+        "049",
+        "051",
+        "052",
+        "054",
+        "056",
+        "058",
+        "060",
+        "062",
+        "064",
+        "066",
+        "067",
+        "068",
+        "070",
+        "072",
+        "074",
+        "075",
+        "077",
+        "079",
+        "080",
+        "082",
+        "083",
+        "084",
+        "086",
+        "087",
+        "089",
+        "091",
+        "092",
+        "093",
+        "094",
+        "095",
+        "096",
+    ]
+)
+
+MOBILE_PREFIXES = frozenset(
+    # Viettel, VinaPhone, MobiFone, Vietnamobile, Gmobile, Itelecom (numbers are portable: a hint only).
+    [
+        "032",
+        "033",
+        "034",
+        "035",
+        "036",
+        "037",
+        "038",
+        "039",
+        "086",
+        "096",
+        "097",
+        "098",
+        "081",
+        "082",
+        "083",
+        "084",
+        "085",
+        "088",
+        "091",
+        "094",
+        "070",
+        "076",
+        "077",
+        "078",
+        "079",
+        "089",
+        "090",
+        "093",
+        "052",
+        "056",
+        "058",
+        "092",
+        "059",
+        "099",
+        "087",
+    ]
+)
+
+_DIGITS12 = re.compile(r"^\d{12}$")
+_DIGITS9 = re.compile(r"^\d{9}$")
+
+
+class InvalidIdentifier(ValueError):
+    """Input that is not a well-formed identifier; the message is safe to show (English, short)."""
+
+
+def is_id_number(value: str) -> bool:
+    """A 12-digit personal identification number with a known birth-registration code."""
+    if not _DIGITS12.match(value):
+        return False
+    code = value[:3]
+    return code in PROVINCE_CODES or "100" <= code <= "299"  # abroad: country codes 1xx–2xx
+
+
+def is_legacy_id(value: str) -> bool:
+    """A 9-digit CMND (old ID card); no check digit exists."""
+    return bool(_DIGITS9.match(value))
+
+
+def check_id_number(value: str, birth_date: dt.date | None = None, gender: str | None = None) -> str:
+    """Validate a 12-digit ID number; cross-check century, year and gender when they are given."""
+    value = value.strip()
+    if not _DIGITS12.match(value):
+        raise InvalidIdentifier("ID number must be 12 digits")
+    if not is_id_number(value):
+        raise InvalidIdentifier("unknown province code in ID number")
+    if birth_date is not None:
+        century_digit = int(value[3])
+        century = 1900 + 100 * (century_digit // 2)
+        if birth_date.year // 100 * 100 != century or birth_date.year % 100 != int(value[4:6]):
+            raise InvalidIdentifier("ID number does not match the birth year")
+        if gender in ("male", "female"):
+            expected = "male" if century_digit % 2 == 0 else "female"
+            if gender != expected:
+                raise InvalidIdentifier("ID number does not match the gender")
+    return value
+
+
+# Tax code (mã số thuế), Circular 105/2020/TT-BTC kept by 86/2024/TT-BTC: weights on digits 1-9.
+TAX_CODE_WEIGHTS = (31, 29, 23, 19, 17, 13, 7, 5, 3)
+_TAX_CODE = re.compile(r"^(\d{10})(?:-?(\d{3}))?$")
+# Province-issued code of an agency or public unit: the electronic identifier of QCVN 102:2016/BTTTT
+# (e.g. 000.00.15.H57: four levels, the last a letter and two digits naming the province).
+_PROVINCE_ORG_CODE = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
+TAX_CODE = "tax"
+PROVINCE_CODE = "province"
+
+
+def tax_check_digit(first9: str) -> int | None:
+    """The check digit of a tax code from its first nine digits; None when the rule never issues one."""
+    remainder = sum(int(d) * w for d, w in zip(first9, TAX_CODE_WEIGHTS, strict=True)) % 11
+    return None if remainder == 0 else 10 - remainder
+
+
+def check_tax_code(value: str) -> str:
+    """Validate a tax code: 10 digits with the check digit, or 10 + "-" + 001..999 for a branch.
+
+    Returns the normal form (0314409058-002 for a branch, whether written with the hyphen or not).
+    """
+    match = _TAX_CODE.match(re.sub(r"\s", "", value))
+    if not match:
+        raise InvalidIdentifier("tax code must be 10 digits, or 10 digits, '-' and 3 digits for a branch")
+    main, branch = match.group(1), match.group(2)
+    if tax_check_digit(main[:9]) != int(main[9]):
+        raise InvalidIdentifier("tax code check digit is wrong")
+    if branch is not None and branch == "000":
+        raise InvalidIdentifier("branch number of a tax code runs from 001 to 999")
+    return main if branch is None else f"{main}-{branch}"
+
+
+def is_tax_code(value: str) -> bool:
+    try:
+        check_tax_code(value)
+    except InvalidIdentifier:
+        return False
+    return True
+
+
+def check_organization_code(value: str) -> tuple[str, str]:
+    """An organization's key: a valid tax code, or a province-issued code (QCVN 102 form).
+
+    Returns (normal form, TAX_CODE or PROVINCE_CODE).
+    """
+    value = value.strip()
+    if _PROVINCE_ORG_CODE.match(value.upper()):
+        return value.upper(), PROVINCE_CODE
+    if re.fullmatch(r"[\d\s-]+", value):
+        return check_tax_code(value), TAX_CODE
+    raise InvalidIdentifier(
+        "organization code must be a tax code (10 or 10-3 digits) or a province-issued code like 000.00.15.H57"
+    )
+
+
+def normalize_phone(value: str) -> str:
+    """Return a Vietnamese mobile number in E.164 (+84…), or raise InvalidIdentifier."""
+    digits = re.sub(r"[\s.\-()]", "", value.strip())
+    if digits.startswith("+84"):
+        digits = "0" + digits[3:]
+    elif digits.startswith("84") and len(digits) == 11:
+        digits = "0" + digits[2:]
+    if not re.fullmatch(r"0\d{9}", digits):
+        raise InvalidIdentifier("phone number must be 10 digits starting with 0, or +84")
+    if digits[:3] not in MOBILE_PREFIXES:
+        raise InvalidIdentifier("not a Vietnamese mobile number prefix")
+    return "+84" + digits[1:]
+
+
+def national_phone(e164: str) -> str:
+    """+84912345678 -> 0912345678."""
+    return "0" + e164[3:] if e164.startswith("+84") else e164
+
+
+def mask_id(value: str | None) -> str:
+    """Show only the last three digits: 046090001234 -> *********234."""
+    if not value:
+        return ""
+    return "*" * max(0, len(value) - 3) + value[-3:]
+
+
+def mask_phone(e164: str) -> str:
+    """0912345678 -> 091****678, as SMS confirmation pages show it."""
+    local = national_phone(e164)
+    return local[:3] + "*" * max(0, len(local) - 6) + local[-3:]
+
+
+def parse_date(value: str) -> dt.date:
+    """dd/mm/yyyy (the way people write dates here) or ISO yyyy-mm-dd."""
+    value = value.strip()
+    for fmt in ("%d/%m/%Y", "%Y-%m-%d"):
+        try:
+            return dt.datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    raise InvalidIdentifier("date must be written dd/mm/yyyy")
+
+
+def normalize_name(value: str) -> str:
+    """Store names in NFC with single spaces; map the look-alike Ð (U+00D0) to Đ."""
+    value = unicodedata.normalize("NFC", value).replace("\u00d0", "\u0110")
+    return " ".join(value.split())

@@ -1,0 +1,1 @@
+"""Messages to people: SMS through an outbox file (development, tests) or an HTTP gateway."""

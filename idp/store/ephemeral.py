@@ -1,0 +1,291 @@
+"""Short-lived data with TTLs and atomic single use: Redis in production, an embedded store otherwise.
+
+Login transactions, authorization codes, access tokens, SSO sessions, OTP challenges and rate
+counters live here. Both implementations offer the same small vocabulary; every value is text
+(JSON, usually) and every key gets the deployment's prefix. A store that cannot be reached raises
+:class:`StoreUnavailable`, which the web tier turns into a 503 page or an OAuth error.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+import redis
+
+
+class StoreUnavailable(RuntimeError):
+    """The short-lived store (Redis) cannot be reached."""
+
+
+class EphemeralStore(Protocol):
+    shared: bool
+
+    def get(self, key: str) -> str | None: ...
+    def get_many(self, keys: Sequence[str]) -> list[str | None]: ...
+    def set(self, key: str, value: str, ttl: int, *, only_if_absent: bool = False) -> bool: ...
+    def set_many(self, items: Iterable[tuple[str, str, int]]) -> None: ...
+    def delete(self, *keys: str) -> int: ...
+    def take(self, key: str) -> str | None: ...
+    def consume(self, key: str, marker_ttl: int) -> tuple[str | None, int]: ...
+    def incr(self, key: str, ttl: int) -> int: ...
+    def take_quota(self, counters: Sequence[tuple[str, int, int]]) -> tuple[int, int]: ...
+    def ttl(self, key: str) -> int: ...
+    def sadd(self, key: str, member: str, ttl: int) -> None: ...
+    def srem(self, key: str, member: str) -> None: ...
+    def smembers(self, key: str) -> builtins.set[str]: ...
+    def ping(self) -> None: ...
+
+
+# GET the value and count this use in a sibling key, in one step: the first caller sees 1.
+_CONSUME = """
+local v = redis.call('GET', KEYS[1])
+if not v then return {0, false} end
+local n = redis.call('INCR', KEYS[2])
+if n == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+return {n, v}
+"""
+
+# INCR and set the expiry on the first increment only (a fixed window).
+_INCR = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+# Quotas (key, limit, ttl): refuse when any counter is at its limit, else count one on each, in
+# one step. Returns {0, 0} when counted, or {i, seconds left} of the first full counter (1-based).
+_TAKE_QUOTA = """
+for i, key in ipairs(KEYS) do
+  local n = tonumber(redis.call('GET', key) or '0')
+  if n >= tonumber(ARGV[2 * i - 1]) then return {i, redis.call('TTL', key)} end
+end
+for i, key in ipairs(KEYS) do
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[2 * i]) end
+end
+return {0, 0}
+"""
+
+_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError)
+
+
+class RedisStore:
+    shared = True
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.prefix = prefix
+        self.client = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=2.0,
+            socket_connect_timeout=1.0,
+            health_check_interval=30,
+        )
+        self._consume = self.client.register_script(_CONSUME)
+        self._incr = self.client.register_script(_INCR)
+        self._take_quota = self.client.register_script(_TAKE_QUOTA)
+
+    def _k(self, key: str) -> str:
+        return self.prefix + key
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except _REDIS_DOWN as exc:
+            raise StoreUnavailable(f"redis: {exc.__class__.__name__}") from exc
+        except redis.RedisError as exc:
+            if "READONLY" in str(exc) or "LOADING" in str(exc):
+                raise StoreUnavailable(f"redis: {exc}") from exc
+            raise
+
+    def get(self, key: str) -> str | None:
+        return self._call(self.client.get, self._k(key))
+
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        if not keys:
+            return []
+        return self._call(self.client.mget, [self._k(k) for k in keys])
+
+    def set(self, key: str, value: str, ttl: int, *, only_if_absent: bool = False) -> bool:
+        return bool(self._call(self.client.set, self._k(key), value, ex=max(1, int(ttl)), nx=only_if_absent))
+
+    def set_many(self, items: Iterable[tuple[str, str, int]]) -> None:
+        def run() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            for key, value, ttl in items:
+                pipe.set(self._k(key), value, ex=max(1, int(ttl)))
+            pipe.execute()
+
+        self._call(run)
+
+    def delete(self, *keys: str) -> int:
+        if not keys:
+            return 0
+        return int(self._call(self.client.delete, *[self._k(k) for k in keys]))
+
+    def take(self, key: str) -> str | None:
+        return self._call(self.client.getdel, self._k(key))
+
+    def consume(self, key: str, marker_ttl: int) -> tuple[str | None, int]:
+        n, value = self._call(self._consume, keys=[self._k(key), self._k(key + ":uses")], args=[marker_ttl])
+        return (value or None), int(n)
+
+    def incr(self, key: str, ttl: int) -> int:
+        return int(self._call(self._incr, keys=[self._k(key)], args=[max(1, int(ttl))]))
+
+    def take_quota(self, counters: Sequence[tuple[str, int, int]]) -> tuple[int, int]:
+        """Count one use on every (key, limit, ttl) counter unless one is full: then count nothing
+        and return (its index, its seconds left); (-1, 0) when counted."""
+        if not counters:
+            return -1, 0
+        args: list[int] = []
+        for _, limit, ttl in counters:
+            args += [int(limit), max(1, int(ttl))]
+        index, left = self._call(self._take_quota, keys=[self._k(k) for k, _, _ in counters], args=args)
+        return int(index) - 1, max(0, int(left))
+
+    def ttl(self, key: str) -> int:
+        return int(self._call(self.client.ttl, self._k(key)))
+
+    def sadd(self, key: str, member: str, ttl: int) -> None:
+        def run() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.sadd(self._k(key), member)
+            pipe.expire(self._k(key), max(1, int(ttl)))
+            pipe.execute()
+
+        self._call(run)
+
+    def srem(self, key: str, member: str) -> None:
+        self._call(self.client.srem, self._k(key), member)
+
+    def smembers(self, key: str) -> builtins.set[str]:
+        return set(self._call(self.client.smembers, self._k(key)))
+
+    def ping(self) -> None:
+        self._call(self.client.ping)
+
+
+class MemoryStore:
+    """The embedded store for a single process (the SQLite demo, unit tests of the flows)."""
+
+    shared = False
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[object, float]] = {}
+        self._lock = threading.Lock()
+
+    def _live(self, key: str) -> object | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        if item[1] <= time.monotonic():
+            del self._data[key]
+            return None
+        return item[0]
+
+    def _expiry(self, ttl: int) -> float:
+        return time.monotonic() + max(1, int(ttl))
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            value = self._live(key)
+            if isinstance(value, int):
+                return str(value)  # a counter reads as text, as in Redis
+            return value if isinstance(value, str) else None
+
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        return [self.get(k) for k in keys]
+
+    def set(self, key: str, value: str, ttl: int, *, only_if_absent: bool = False) -> bool:
+        with self._lock:
+            if only_if_absent and self._live(key) is not None:
+                return False
+            self._data[key] = (value, self._expiry(ttl))
+            return True
+
+    def set_many(self, items: Iterable[tuple[str, str, int]]) -> None:
+        with self._lock:
+            for key, value, ttl in items:
+                self._data[key] = (value, self._expiry(ttl))
+
+    def delete(self, *keys: str) -> int:
+        with self._lock:
+            return sum(1 for k in keys if self._data.pop(k, None) is not None)
+
+    def take(self, key: str) -> str | None:
+        with self._lock:
+            value = self._live(key)
+            self._data.pop(key, None)
+            return value if isinstance(value, str) else None
+
+    def consume(self, key: str, marker_ttl: int) -> tuple[str | None, int]:
+        with self._lock:
+            value = self._live(key)
+            if not isinstance(value, str):
+                return None, 0
+            uses_key = key + ":uses"
+            uses = self._live(uses_key)
+            n = (uses if isinstance(uses, int) else 0) + 1
+            expiry = self._data[uses_key][1] if n > 1 else self._expiry(marker_ttl)
+            self._data[uses_key] = (n, expiry)
+            return value, n
+
+    def incr(self, key: str, ttl: int) -> int:
+        with self._lock:
+            current = self._live(key)
+            if isinstance(current, int):
+                self._data[key] = (current + 1, self._data[key][1])
+                return current + 1
+            self._data[key] = (1, self._expiry(ttl))
+            return 1
+
+    def take_quota(self, counters: Sequence[tuple[str, int, int]]) -> tuple[int, int]:
+        with self._lock:
+            for index, (key, limit, _) in enumerate(counters):
+                current = self._live(key)
+                if isinstance(current, int) and current >= limit:
+                    return index, max(0, int(self._data[key][1] - time.monotonic()))
+            for key, _, ttl in counters:
+                current = self._live(key)
+                if isinstance(current, int):
+                    self._data[key] = (current + 1, self._data[key][1])
+                else:
+                    self._data[key] = (1, self._expiry(ttl))
+            return -1, 0
+
+    def ttl(self, key: str) -> int:
+        with self._lock:
+            if self._live(key) is None:
+                return -2
+            return max(0, int(self._data[key][1] - time.monotonic()))
+
+    def sadd(self, key: str, member: str, ttl: int) -> None:
+        with self._lock:
+            current = self._live(key)
+            members = set(current) if isinstance(current, set) else set()
+            members.add(member)
+            self._data[key] = (members, self._expiry(ttl))
+
+    def srem(self, key: str, member: str) -> None:
+        with self._lock:
+            current = self._live(key)
+            if isinstance(current, set):
+                current.discard(member)
+
+    def smembers(self, key: str) -> builtins.set[str]:
+        with self._lock:
+            current = self._live(key)
+            return set(current) if isinstance(current, set) else set()
+
+    def ping(self) -> None:
+        return None
+
+
+def create_store(redis_url: str | None, prefix: str) -> EphemeralStore:
+    if redis_url:
+        return RedisStore(redis_url, prefix)
+    return MemoryStore()

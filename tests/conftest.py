@@ -1,0 +1,155 @@
+"""Fixtures: PostgreSQL and Redis (fresh database and key prefix per session), keys, the test
+relying parties, an app per test with the sandbox people, and a browser-like driver."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from idp import create_app
+from idp.oidc.keys import ensure_keys, ensure_secret
+from idp.store import upgrade
+from tests.support import services
+from tests.support.backchannel import BackchannelReceiver
+from tests.support.clients import jwt_client_key, test_clients, write_clients_file
+from tests.support.driver import Browser
+from tests.support.outbox import Outbox
+
+TABLES = (
+    "audit_events, consents, refresh_tokens, grants, phones, account_roles, totp_credentials, "
+    "recovery_codes, accounts, organizations, persons"
+)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    url = services.create_database()
+    engine = create_engine(services.sqlalchemy_url(url))
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    services.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    services.redis_client()
+    return services.REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> str:
+    return f"idptest:{secrets.token_hex(4)}:"
+
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("keys")
+    ensure_keys(directory)
+    ensure_secret(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def backchannel() -> Iterator[BackchannelReceiver]:
+    receiver = BackchannelReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="session")
+def jwt_key() -> Any:
+    return jwt_client_key()
+
+
+@pytest.fixture(scope="session")
+def clients_file(
+    tmp_path_factory: pytest.TempPathFactory, backchannel: BackchannelReceiver, jwt_key: Any
+) -> Path:
+    path = tmp_path_factory.mktemp("clients") / "clients.yaml"
+    return write_clients_file(path, test_clients(backchannel.base, jwt_key))
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Outbox:
+    return Outbox(tmp_path / "sms-outbox.jsonl")
+
+
+@pytest.fixture
+def base_config(keys_dir: Path, clients_file: Path, outbox: Outbox) -> dict[str, Any]:
+    """Settings every test app shares; cheap argon2 so that a test is not a benchmark."""
+    return {
+        "ISSUER": "https://idp.example.vn",
+        "KEYS_DIR": str(keys_dir),
+        "CLIENTS_FILE": str(clients_file),
+        "SMS_OUTBOX": str(outbox.path),
+        "CAPTCHA_ENABLED": False,
+        "ARGON2_MEMORY_KIB": 1024,
+        "ARGON2_TIME_COST": 1,
+        "BACKCHANNEL_TIMEOUT": 2.0,
+        "TESTING": True,
+    }
+
+
+@pytest.fixture
+def app_config(base_config: dict[str, Any], pg_url: str, redis_url: str, redis_prefix: str) -> dict[str, Any]:
+    return {
+        **base_config,
+        "DATABASE_URL": services.sqlalchemy_url(pg_url),
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": redis_prefix,
+    }
+
+
+def _reset(app: Any, redis_prefix: str | None) -> None:
+    from idp.sandbox import load_sandbox
+    from idp.store.models import db
+
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        load_sandbox(app.extensions["idp"].hashing)
+    if redis_prefix:
+        services.clear_prefix(services.redis_client(), redis_prefix)
+
+
+@pytest.fixture
+def make_app(app_config: dict[str, Any], redis_prefix: str) -> Iterator[Any]:
+    """Build an app (with overrides); the database and Redis are reset once per test."""
+    built: list[Any] = []
+
+    def build(**overrides: Any) -> Any:
+        app = create_app({**app_config, **overrides})
+        if not built:
+            _reset(app, redis_prefix)
+        built.append(app)
+        return app
+
+    yield build
+    for app in built:
+        with app.app_context():
+            from idp.store.models import db
+
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Any) -> Any:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture
+def browser(client: Any, outbox: Outbox) -> Browser:
+    return Browser(client, outbox)

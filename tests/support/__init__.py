@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: services, the test relying parties, sign-in drivers, servers."""

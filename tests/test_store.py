@@ -1,0 +1,200 @@
+"""The short-lived store (idp.store.ephemeral): the same behaviour from RedisStore and MemoryStore —
+single use that a race cannot break, counters with a fixed window, set-if-absent, atomic take."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from idp.store.ephemeral import (
+    EphemeralStore,
+    MemoryStore,
+    RedisStore,
+    StoreUnavailable,
+    create_store,
+)
+from tests.support import services
+
+THREADS = 8
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest) -> Iterator[EphemeralStore]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    redis_url = request.getfixturevalue("redis_url")
+    prefix = request.getfixturevalue("redis_prefix") + f"store-{secrets.token_hex(4)}:"
+    yield RedisStore(redis_url, prefix)
+    services.clear_prefix(services.redis_client(), prefix)
+
+
+def race(fn: Callable[[], Any], n: int = THREADS) -> list[Any]:
+    """Run `fn` in `n` threads released at the same moment; return what each returned."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        barrier.wait()
+        value = fn()
+        with lock:
+            results.append(value)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+# -- consume ---------------------------------------------------------------------------------------
+def test_consume_counts_uses(store: EphemeralStore) -> None:
+    store.set("code:a", "record", 60)
+    assert store.consume("code:a", 600) == ("record", 1)
+    assert store.consume("code:a", 600) == ("record", 2)
+    assert store.consume("code:a", 600) == ("record", 3)
+
+
+def test_consume_of_a_missing_key(store: EphemeralStore) -> None:
+    assert store.consume("code:nothing", 600) == (None, 0)
+
+
+def test_concurrent_consume_has_exactly_one_first_use(store: EphemeralStore) -> None:
+    store.set("code:race", "record", 60)
+    results = race(lambda: store.consume("code:race", 600))
+    uses = sorted(n for _, n in results)
+    assert uses == list(range(1, THREADS + 1))
+    assert all(value == "record" for value, _ in results)
+
+
+def test_consume_is_per_key(store: EphemeralStore) -> None:
+    store.set("code:x", "1", 60)
+    store.set("code:y", "2", 60)
+    assert store.consume("code:x", 600) == ("1", 1)
+    assert store.consume("code:y", 600) == ("2", 1)
+
+
+# -- incr ------------------------------------------------------------------------------------------
+def test_incr_counts_and_sets_the_ttl_once(store: EphemeralStore) -> None:
+    assert store.incr("count", 100) == 1
+    assert 98 <= store.ttl("count") <= 100
+    assert store.incr("count", 5000) == 2  # a later increment does not stretch the window
+    assert store.ttl("count") <= 100
+    assert store.incr("count", 100) == 3
+
+
+def test_concurrent_incr_loses_no_increment(store: EphemeralStore) -> None:
+    results = race(lambda: store.incr("hits", 60))
+    assert sorted(results) == list(range(1, THREADS + 1))
+
+
+def test_incr_window_ends(store: EphemeralStore) -> None:
+    assert store.incr("short", 1) == 1
+    assert store.incr("short", 1) == 2
+    time.sleep(1.1)
+    assert store.incr("short", 1) == 1
+
+
+# -- set / get / delete ----------------------------------------------------------------------------
+def test_set_only_if_absent(store: EphemeralStore) -> None:
+    assert store.set("jti:one", "first", 60, only_if_absent=True) is True
+    assert store.set("jti:one", "second", 60, only_if_absent=True) is False
+    assert store.get("jti:one") == "first"
+    assert store.set("jti:one", "third", 60) is True  # a plain set overwrites
+    assert store.get("jti:one") == "third"
+    store.delete("jti:one")
+    assert store.set("jti:one", "again", 60, only_if_absent=True) is True
+
+
+def test_concurrent_set_only_if_absent_has_one_winner(store: EphemeralStore) -> None:
+    results = race(lambda: store.set("jti:race", secrets.token_hex(4), 60, only_if_absent=True))
+    assert results.count(True) == 1
+
+
+def test_values_expire(store: EphemeralStore) -> None:
+    store.set("brief", "v", 1)
+    assert store.get("brief") == "v"
+    time.sleep(1.1)
+    assert store.get("brief") is None
+    assert store.ttl("brief") == -2
+    assert store.set("brief", "w", 60, only_if_absent=True) is True
+
+
+def test_get_many_set_many_delete(store: EphemeralStore) -> None:
+    store.set_many([("a", "1", 60), ("b", "2", 60)])
+    assert store.get_many(["a", "b", "c"]) == ["1", "2", None]
+    assert store.get_many([]) == []
+    assert store.delete("a", "c") == 1
+    assert store.get("a") is None and store.get("b") == "2"
+    assert store.delete() == 0
+
+
+def test_text_round_trips_unchanged(store: EphemeralStore) -> None:
+    value = '{"name": "Nguyễn Văn An", "quote": "\\""}'
+    store.set("json", value, 60)
+    assert store.get("json") == value
+
+
+# -- take ------------------------------------------------------------------------------------------
+def test_take_returns_once(store: EphemeralStore) -> None:
+    store.set("otp:1", "challenge", 60)
+    assert store.take("otp:1") == "challenge"
+    assert store.take("otp:1") is None
+    assert store.get("otp:1") is None
+
+
+def test_concurrent_take_has_one_winner(store: EphemeralStore) -> None:
+    store.set("otp:race", "challenge", 60)
+    results = race(lambda: store.take("otp:race"))
+    assert results.count("challenge") == 1
+    assert results.count(None) == THREADS - 1
+
+
+# -- sets ------------------------------------------------------------------------------------------
+def test_set_members(store: EphemeralStore) -> None:
+    store.sadd("sso:clients", "portal", 60)
+    store.sadd("sso:clients", "mobile", 60)
+    store.sadd("sso:clients", "portal", 60)
+    assert store.smembers("sso:clients") == {"portal", "mobile"}
+    store.srem("sso:clients", "portal")
+    assert store.smembers("sso:clients") == {"mobile"}
+    assert store.smembers("sso:none") == set()
+
+
+# -- Redis specifics -------------------------------------------------------------------------------
+def test_redis_keys_carry_the_prefix(redis_url: str, redis_prefix: str) -> None:
+    prefix = redis_prefix + f"prefix-{secrets.token_hex(4)}:"
+    store = RedisStore(redis_url, prefix)
+    store.set("code:abc", "v", 60)
+    store.consume("code:abc", 60)
+    raw = services.redis_client()
+    try:
+        assert sorted(k.decode() for k in raw.scan_iter(match=prefix + "*")) == [
+            prefix + "code:abc",
+            prefix + "code:abc:uses",
+        ]
+        assert raw.get("code:abc") is None
+    finally:
+        services.clear_prefix(raw, prefix)
+
+
+def test_unreachable_redis_raises_store_unavailable() -> None:
+    store = RedisStore("redis://127.0.0.1:1/0", "idptest:")
+    with pytest.raises(StoreUnavailable):
+        store.get("anything")
+    with pytest.raises(StoreUnavailable):
+        store.consume("anything", 60)
+
+
+def test_create_store_chooses_by_url(redis_url: str) -> None:
+    assert isinstance(create_store(None, "p:"), MemoryStore)
+    assert create_store(None, "p:").shared is False
+    redis_store = create_store(redis_url, "p:")
+    assert isinstance(redis_store, RedisStore) and redis_store.shared is True
