@@ -47,6 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         organization,
         password_change,
         password_reset,
+        registration,
     )
     from idp.flows.interaction import InteractionStore
     from idp.flows.otp import OtpPolicy, OtpService

@@ -18,6 +18,7 @@ import datetime as dt
 import getpass
 import json
 import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -354,6 +355,111 @@ def add_citizen(**options: Any) -> None:
                     "loa": f"LoA{data.loa}",
                     "created_by": f"operator:{operator}",
                     "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                },
+                ensure_ascii=False,
+            )
+        )
+
+
+@accounts.command("register-in-person")
+@click.option("--id-number", required=True, help="12-digit personal identification number on the ID card seen.")
+@click.option("--name", "full_name", required=True, help="Full name as on the ID card.")
+@click.option("--birth-date", required=True, help="dd/mm/yyyy")
+@click.option("--gender", type=click.Choice(["male", "female"]), default=None)
+@click.option("--phone", required=True, help="Mobile number that receives OTPs (the citizen's own).")
+@click.option("--email", default=None)
+@click.option(
+    "--at",
+    "method",
+    type=click.Choice(["counter", "post-office"]),
+    required=True,
+    help="A one-stop counter (Bộ phận một cửa) or a Vietnam Post office.",
+)
+@click.option("--place", required=True, help="Which counter or post office, e.g. 'Bưu điện Huế, 8 Hoàng Hoa Thám'.")
+@click.option("--operator", default=None, help="Who saw the ID card (default: the login user).")
+@click.option("--no-sms", is_flag=True, help="Do not text the citizen how to set the password.")
+def register_in_person(**options: Any) -> None:
+    """Register a citizen who showed their ID card to an operator: LoA3 (DESIGN §5).
+
+    The data are checked against the population register first (a typo is caught before the
+    account exists). Operators never see or set passwords: the account has none until the
+    citizen sets one through "Quên mật khẩu" with an OTP to this phone; an SMS tells them how.
+    """
+    from idp.identity.accounts import AlreadyRegistered
+    from idp.identity.identifiers import (
+        InvalidIdentifier,
+        check_id_number,
+        mask_id,
+        normalize_name,
+        normalize_phone,
+        parse_date,
+    )
+    from idp.identity.registration import ProvenIdentity, register_citizen, registered_number
+    from idp.verifiers.base import VerifierError
+
+    operator = _operator(options["operator"])
+    method = options["method"].replace("-", "_")
+    app = _app()
+    with app.app_context():
+        rt = app.extensions["idp"]
+        try:
+            birth_date = parse_date(options["birth_date"])
+            id_number = check_id_number(options["id_number"], birth_date, options["gender"])
+            phone = normalize_phone(options["phone"])
+        except InvalidIdentifier as exc:
+            _fail(str(exc))
+        full_name = normalize_name(options["full_name"])
+        number = registered_number(id_number)
+        if number:
+            _fail(f"ID number {mask_id(number)} is already registered (see the support console to help the citizen)")
+        try:
+            check = rt.registers.population.check_citizen(
+                id_number=id_number, full_name=full_name, birth_date=birth_date, gender=options["gender"]
+            )
+        except VerifierError as exc:
+            _fail(f"the population register did not answer: {exc}")
+        if not check.verified:
+            fields = ", ".join(check.mismatched) or "no record"
+            _fail(f"no matching population record ({fields}): check the ID card and the data typed")
+        stamp = dt.datetime.now(dt.UTC)
+        identity = ProvenIdentity(
+            id_number=id_number,
+            full_name=check.attributes.get("full_name") or full_name,
+            birth_date=birth_date,
+            gender=options["gender"] or check.attributes.get("gender"),
+            method=method,
+            verifier=f"operator:{operator}"[:80],
+            evidence_id=f"{method}:{secrets.token_hex(8)};population:{check.evidence_id}"[:160],
+            verified_at=stamp.replace(tzinfo=None),
+        )
+        try:
+            account = register_citizen(
+                identity,
+                phone=phone,
+                password_hash=None,
+                email=options["email"],
+                actor=f"operator:{operator}",
+                place=options["place"],
+            )
+        except AlreadyRegistered as exc:
+            _fail(str(exc))
+        if not options["no_sms"]:
+            rt.sms.send(
+                phone,
+                "Tai khoan dich vu cong cua ban da duoc tao. De dat mat khau, vao "
+                f"{rt.config['ISSUER']}/password/forgot, nhap so dinh danh va ma OTP gui toi so nay.",
+            )
+        click.echo(
+            json.dumps(
+                {
+                    "account_id": account.id,
+                    "id_number": mask_id(id_number),
+                    "loa": "LoA3",
+                    "method": method,
+                    "place": options["place"],
+                    "created_by": f"operator:{operator}",
+                    "created_at": stamp.isoformat(timespec="seconds"),
+                    "password": "not set: the citizen sets it with 'Quên mật khẩu'",
                 },
                 ensure_ascii=False,
             )

@@ -201,6 +201,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds to finish a password reset or change once started.",
         _at_most(3600),
     ),
+    Setting(
+        "REGISTRATION_LIFETIME",
+        int,
+        1800,
+        "Seconds to finish a registration once its check succeeded (nothing is stored before the end).",
+        _at_most(7200),
+    ),
+    Setting(
+        "REGISTRATION_CHECKS_PER_HOUR",
+        int,
+        20,
+        "Register checks (population, carrier, social insurance) one client address may ask per hour.",
+        _positive,
+    ),
     Setting("KEY_RETENTION", int, 7 * 86400, "Seconds a retired public key stays in the JWKS.", _positive),
     Setting(
         "BACKCHANNEL_TIMEOUT", float, 3.0, "Seconds to wait for a relying party's logout endpoint.", _positive

@@ -50,6 +50,10 @@ class Runtime:
     password_throttle: Throttle
     otp_throttle: Throttle
     oidc: IdpServer | None = None
+    # The registers' verifiers (idp.verifiers.build_registers) and digital signatures
+    # (idp.verifiers.signing.build_signing); set by create_app.
+    registers: Any = None
+    signing: Any = None
     # Hooks the protocol layer installs (idp.oidc.hooks), so that flows act on sessions, grants
     # and codes without importing idp.oidc:
     # end_session(session, reason) -> {client_id: delivered}: end an SSO session, revoke its online

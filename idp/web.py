@@ -65,10 +65,22 @@ def select_locale() -> str:
 
 
 def problem_page(
-    status: int, title: str, message: str, *, error_id: str | None = None, hint: str | None = None
+    status: int,
+    title: str,
+    message: str,
+    *,
+    error_id: str | None = None,
+    hint: str | None = None,
+    retry_url: str | None = None,
 ) -> Response:
     body = render_template(
-        "error.html", status=status, title=title, message=message, error_id=error_id, hint=hint
+        "error.html",
+        status=status,
+        title=title,
+        message=message,
+        error_id=error_id,
+        hint=hint,
+        retry_url=retry_url,
     )
     response = Response(body, status=status, mimetype="text/html")
     if status == 503:

@@ -22,7 +22,7 @@ from tests.support.outbox import Outbox
 
 TABLES = (
     "audit_events, consents, refresh_tokens, grants, phones, account_roles, totp_credentials, "
-    "recovery_codes, accounts, organizations, persons"
+    "recovery_codes, remembered_devices, identity_proofs, accounts, organizations, persons"
 )
 
 

@@ -25,6 +25,11 @@ def login(ix_id: str) -> BaseResponse:
     ix = load_interaction(ix_id)
     if ix.pending_account_id and ix.otp_challenge:
         return redirect(url_for("flows.otp", ix_id=ix.id))
+    if ix.door == "register" and not ix.door_taken:
+        # prompt=create: the registration pages, which lead back to this sign-in when done.
+        ix.door_taken = True
+        runtime().interactions.save(ix)
+        return redirect(url_for("flows.register", ix=ix.id))
     named = door_named(ix)
     if named and not ix.door_taken:
         ix.door_taken = True

@@ -20,7 +20,7 @@ from idp.identity.identifiers import (
     normalize_phone,
 )
 from idp.identity.passwords import PasswordHashing, check_policy
-from idp.store.models import Account, Person, Phone, db, utcnow
+from idp.store.models import Account, IdentityProof, Person, Phone, db, utcnow
 
 CITIZEN = "citizen"
 LOA_NAMES = {2: "LoA2", 3: "LoA3"}
@@ -88,26 +88,46 @@ def create_citizen(
 
 
 def _save_citizen(
-    person: Person, login: str, phone: str, password_hash: str, *, actor: str, method: str
+    person: Person,
+    login: str,
+    phone: str,
+    password_hash: str | None,
+    *,
+    actor: str,
+    method: str,
+    place: str | None = None,
+    audit_detail: dict[str, object] | None = None,
 ) -> Account:
-    """Person + citizen account + verified primary phone + audit event, in one transaction.
+    """Person + its identity proof + citizen account + verified primary phone + audit event, in one
+    transaction. ``password_hash`` None: the person sets it through "Quên mật khẩu" (counter).
 
     The database's unique constraints decide between two concurrent registrations of one person:
     the loser gets AlreadyRegistered and nothing of it is written.
     """
     now = utcnow()
     person.subject = new_subject()
-    person.loa_verified_at = now
+    if person.loa_verified_at is None:
+        person.loa_verified_at = now
+    proof = IdentityProof(
+        person=person,
+        level=person.loa,
+        method=person.loa_method,
+        verifier=person.loa_verifier,
+        evidence_id=person.loa_evidence_id,
+        verified_at=person.loa_verified_at,
+        recorded_by=actor,
+        place=place,
+    )
     account = Account(
         kind=CITIZEN,
         username=login,
         person=person,
         password_hash=password_hash,
-        password_changed_at=now,
+        password_changed_at=now if password_hash else None,
         created_by=actor,
     )
     account.phones.append(Phone(number=phone, is_primary=True, verified_at=now))
-    db.session.add_all([person, account])
+    db.session.add_all([person, proof, account])
     try:
         db.session.flush()
         audit.record(
@@ -118,6 +138,7 @@ def _save_citizen(
             login=mask_id(login),
             loa=person.loa,
             method=method,
+            **(audit_detail or {}),
         )
         db.session.commit()
     except IntegrityError:

@@ -29,7 +29,8 @@ from idp.identity.assurance import LEVEL_ACR, acr_level, satisfies
 from idp.oidc.claims import ClaimsParameterError, essential_acr, parse_claims_parameter
 from idp.oidc.errors import UnmetAuthenticationRequirementsError, safe_description
 
-PROMPTS = frozenset({"none", "login", "consent", "select_account"})
+# "create": Initiating User Registration via OpenID Connect 1.0 — the registration pages first.
+PROMPTS = frozenset({"none", "login", "consent", "select_account", "create"})
 _PKCE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 MAX_PARAM_LENGTH = 4096
 
@@ -234,7 +235,7 @@ def decide(
             )
         return need_login(LoginRequiredError("a different end-user is signed in"))
     if not fresh_login:
-        if "login" in ctx.prompts:
+        if "login" in ctx.prompts or "create" in ctx.prompts:
             return Decision("login")
         # max_age=0 is prompt=login (OpenID Connect Core §3.1.2.1), even within the same second.
         too_old = ctx.max_age is not None and now - session.auth_time > ctx.max_age

@@ -88,7 +88,7 @@ def metadata() -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
         "acr_values_supported": ["LoA1", "LoA2", "LoA3"],
-        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account", "create"],
         "ui_locales_supported": ["vi", "en"],
         "claims_locales_supported": ["vi"],
         "display_values_supported": ["page"],
@@ -302,7 +302,7 @@ def _proceed(
                 scope=ctx.scope,
                 required_acr=ctx.required_acr,
                 acr_values=ctx.acr_values,
-                door=(params.get("door") or "")[:40] or None,
+                door="register" if "create" in ctx.prompts else (params.get("door") or "")[:40] or None,
             )
         endpoint = "flows.login" if decision.action == "login" else "flows.consent"
         response = redirect(url_for(endpoint, ix_id=ix.id), 302)

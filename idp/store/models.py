@@ -91,6 +91,8 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(300))
     kind: Mapped[str] = mapped_column(String(20))  # "department", "public-unit", "enterprise"
     status: Mapped[str] = mapped_column(String(20), default="active")
+    # Required for enterprises that register themselves (seed 003); optional for the others.
+    email: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(120))
 
@@ -254,3 +256,32 @@ class RememberedDevice(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class IdentityProof(Base):
+    """One proof of an identity (DESIGN §4, §5): how, when, by which verifier and at which level a
+    person's or an enterprise's identity was established. Kept as the verifier's evidence id (the
+    register's reference for the check, a certificate's fingerprint, the counter and operator),
+    never as the register's data. Person.loa and its loa_* columns summarize the strongest one."""
+
+    __tablename__ = "identity_proofs"
+    __table_args__ = (
+        CheckConstraint("person_id IS NOT NULL OR organization_id IS NOT NULL", name="subject"),
+        CheckConstraint("level IN (2, 3)", name="level"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    level: Mapped[int] = mapped_column(SmallInteger)
+    # subscriber, social_insurance, population, sim, usb, counter, post_office, sandbox, operator
+    method: Mapped[str] = mapped_column(String(40))
+    verifier: Mapped[str] = mapped_column(String(80))
+    evidence_id: Mapped[str | None] = mapped_column(String(160))
+    verified_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(160))  # "account:12", "operator:lan", "system:sandbox"
+    place: Mapped[str | None] = mapped_column(String(200))  # the counter or post office, for in-person proofs
+
+    person: Mapped[Person | None] = relationship()

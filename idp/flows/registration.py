@@ -1,0 +1,745 @@
+"""Registration ("Đăng ký tài khoản") as the guides describe it (seeds 000, 002, 003, 004).
+
+The person picks who registers (citizen or enterprise) and how (DESIGN §5). Each method has its
+own check step; they all end the same way:
+
+    check (registers / certificate) -> OTP to the phone -> password under the policy -> success
+
+The check step has the three outcomes of seed 000: no matching record ("Không tìm thấy dữ liệu dân
+cư trùng khớp…"), already registered ("Số định danh ***…*** đã được đăng ký", masked, with a pointer
+to "Quên mật khẩu"), or a match, which continues. The register is asked *before* idp says whether
+the number is registered, so that only someone who knows the person's name and birth date learns
+that an account exists (the guides require the message; this keeps it from being a lookup
+service). Every check needs the captcha and counts against REGISTRATION_CHECKS_PER_HOUR per client
+address.
+
+A registration in progress is a record in the short-lived store bound to the browser that started
+it (REGISTRATION_LIFETIME). Nothing durable is written before the last step, and then everything
+(person, proof, account, phone, audit) in one transaction whose unique constraints decide between
+two concurrent registrations of the same person: the loser sees "already registered".
+It may come from a sign-in page (``?ix=``): the success page leads back to that sign-in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from flask import Response, abort, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response as BaseResponse
+from wtforms import StringField
+from wtforms.validators import Length
+
+from idp.flows import captcha
+from idp.flows.browser import browser_id
+from idp.flows.citizen import OtpForm
+from idp.flows.interaction import Interaction
+from idp.flows.otp import OtpOutcome, OtpSendRefused, refusal_message
+from idp.flows.pages import ActionForm, bp, client_address, client_name_of, lockout_message, minutes
+from idp.flows.password import POLICY_TEXTS, NewPasswordForm
+from idp.identity.accounts import AlreadyRegistered
+from idp.identity.identifiers import (
+    InvalidIdentifier,
+    check_id_number,
+    is_legacy_id,
+    mask_id,
+    mask_phone,
+    normalize_name,
+    normalize_phone,
+    parse_date,
+)
+from idp.identity.passwords import check_policy
+from idp.identity.registration import ProvenIdentity, register_citizen, registered_number
+from idp.runtime import runtime
+from idp.store.models import utcnow
+from idp.verifiers.base import (
+    Verification,
+    VerifierError,
+    VerifierRejected,
+    VerifierUnavailable,
+)
+
+log = logging.getLogger("idp.registration")
+
+OTP_PURPOSE = "registration"
+CITIZEN_METHODS = ("subscriber", "social_insurance", "population", "sim", "usb")
+ENTERPRISE_METHODS = ("sim", "usb")
+REGISTER_METHODS = ("subscriber", "social_insurance", "population")  # checked against a register
+
+METHOD_TITLES = {
+    "subscriber": _l("Đăng ký bằng thuê bao di động"),
+    "social_insurance": _l("Đăng ký bằng mã số bảo hiểm xã hội"),
+    "population": _l("Đăng ký bằng thông tin dân cư"),
+    "sim": _l("Đăng ký bằng Sim ký số"),
+    "usb": _l("Đăng ký bằng USB ký số"),
+}
+
+
+@dataclass
+class Registration:
+    id: str
+    browser: str
+    method: str
+    kind: str  # "citizen" or "enterprise"
+    ix_id: str | None
+    expires_at: float
+    # What the check step proved.
+    id_number: str | None = None
+    legacy_id_number: str | None = None
+    full_name: str | None = None
+    birth_date: str | None = None  # ISO
+    gender: str | None = None
+    phone: str | None = None  # E.164: where the OTP goes, the account's first verified phone
+    email: str | None = None
+    verifier: str | None = None
+    evidence_id: str | None = None
+    verified_at: str | None = None  # ISO, UTC
+    # Progress.
+    challenge: str | None = None
+    phone_verified: bool = False
+    account_id: int | None = None
+    done: bool = False
+    # What a certificate method keeps between its steps (idp.flows.registration_certificate).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def otp_subject(self) -> int:
+        """OtpService counts per account; a registration has none yet, so a stand-in per phone
+        (negative: no account has it) keeps the daily cap per phone across registrations."""
+        digest = hashlib.sha256(f"register:{self.phone}".encode()).hexdigest()
+        return -int(digest[:12], 16) - 1
+
+    def identity(self) -> ProvenIdentity:
+        assert self.id_number and self.full_name and self.verifier and self.verified_at
+        return ProvenIdentity(
+            id_number=self.id_number,
+            legacy_id_number=self.legacy_id_number,
+            full_name=self.full_name,
+            birth_date=dt.date.fromisoformat(self.birth_date) if self.birth_date else None,
+            gender=self.gender,
+            method=self.method,
+            verifier=self.verifier,
+            evidence_id=self.evidence_id,
+            verified_at=dt.datetime.fromisoformat(self.verified_at),
+        )
+
+
+# -- the record --------------------------------------------------------------------------------
+def _key(rid: str) -> str:
+    return "register:" + rid
+
+
+def save(reg: Registration) -> None:
+    ttl = int(reg.expires_at - time.time())
+    if ttl > 0:
+        runtime().store.set(_key(reg.id), json.dumps(asdict(reg)), ttl)
+
+
+def load(rid: str) -> Registration:
+    """The registration of this browser, or an expiry page."""
+    raw = runtime().store.get(_key(rid)) if 0 < len(rid) <= 64 else None
+    reg = Registration(**json.loads(raw)) if raw else None
+    bid = browser_id(create=False)
+    if reg is None or not bid or not secrets.compare_digest(reg.browser, bid):
+        abort(expired())
+    interaction(reg.ix_id)  # the sign-in's language, when there is one
+    return reg
+
+
+def start(method: str, kind: str) -> Registration:
+    ix = interaction(request.args.get("ix"))
+    return Registration(
+        id=secrets.token_urlsafe(24),
+        browser=browser_id(create=True),
+        method=method,
+        kind=kind,
+        ix_id=ix.id if ix else None,
+        expires_at=time.time() + runtime().config["REGISTRATION_LIFETIME"],
+    )
+
+
+def expired() -> BaseResponse:
+    from idp.web import problem_page
+
+    return problem_page(
+        400,
+        _("Phiên đăng ký đã hết hạn"),
+        _(
+            "Phiên đăng ký này đã hết hạn hoặc được mở trên trình duyệt khác. Thông tin bạn nhập chưa được lưu. Vui lòng bấm Đăng ký để làm lại từ đầu."
+        ),
+    )
+
+
+def interaction(ix_id: str | None) -> Interaction | None:
+    """The sign-in this registration came from, if it is still open in this browser."""
+    if not ix_id:
+        return None
+    ix = runtime().interactions.load(ix_id, browser_id(create=False))
+    if ix is not None:
+        g.ui_locales = ix.ui_locales
+    return ix
+
+
+def render(template: str, reg: Registration | None, status: int = 200, **context: Any) -> BaseResponse:
+    ix = interaction(reg.ix_id if reg else request.args.get("ix"))
+    body = render_template(
+        template,
+        reg=reg,
+        ix=ix,
+        client_name=client_name_of(ix) if ix else None,
+        method_title=METHOD_TITLES.get(reg.method) if reg else None,
+        lifetime_minutes=minutes(runtime().config["OTP_LIFETIME"]),
+        **context,
+    )
+    return Response(body, status=status, mimetype="text/html")
+
+
+# -- outcomes a person can act on ----------------------------------------------------------------
+def already_registered(reg: Registration | None, number: str, status: int = 409) -> BaseResponse:
+    """Seed 000, case 1: the number is registered; masked, with a way forward."""
+    return render("register_exists.html", reg, status=status, masked=mask_id(number))
+
+
+def verifier_failed(reg: Registration | None, error: VerifierError, retry: str) -> BaseResponse:
+    """A register could not answer: nothing was written; say so and what to do."""
+    from idp.web import problem_page
+
+    hotline = runtime().config["SUPPORT_HOTLINE"]
+    if isinstance(error, VerifierUnavailable):
+        log.warning("registration check unavailable: %s", error)
+        return problem_page(
+            503,
+            _("Chưa kiểm tra được thông tin"),
+            _(
+                "Hệ thống cơ sở dữ liệu cần để kiểm tra thông tin tạm thời chưa trả lời. Thông tin bạn nhập chưa được lưu. Vui lòng thử lại sau ít phút."
+            ),
+            retry_url=retry,
+        )
+    if isinstance(error, VerifierRejected):
+        log.warning("registration check rejected: %s", error)
+        return problem_page(
+            400,
+            _("Chưa kiểm tra được thông tin"),
+            _(
+                "Cơ sở dữ liệu không nhận yêu cầu kiểm tra với thông tin đã nhập. Vui lòng kiểm tra lại thông tin, hoặc gọi tổng đài hỗ trợ %(hotline)s.",
+                hotline=hotline,
+            ),
+            retry_url=retry,
+        )
+    from idp.web import new_error_id
+
+    error_id = new_error_id()
+    log.error("registration check failed error_id=%s (%s): %s", error_id, type(error).__name__, error)
+    return problem_page(
+        503,
+        _("Chức năng đăng ký đang tạm dừng"),
+        _(
+            "Chức năng đăng ký đang tạm dừng để khắc phục sự cố. Vui lòng thử lại sau hoặc gọi tổng đài hỗ trợ %(hotline)s.",
+            hotline=hotline,
+        ),
+        error_id=error_id,
+    )
+
+
+def checks_exhausted() -> int:
+    """Count one register check for this client address; the seconds to wait when over the cap."""
+    rt = runtime()
+    hour = int(time.time()) // 3600
+    address = hashlib.sha256(client_address().encode()).hexdigest()[:32]
+    key = f"regcheck:{address}:{hour}"
+    count = rt.store.incr(key, 3600)
+    if count > rt.config["REGISTRATION_CHECKS_PER_HOUR"]:
+        return 3600 - int(time.time()) % 3600
+    return 0
+
+
+def proven(reg: Registration, check: Verification, **attributes: str | None) -> None:
+    """Copy what a register proved into the registration (its canonical values win)."""
+    values = dict(attributes)
+    for name in ("id_number", "legacy_id_number", "full_name", "birth_date", "gender"):
+        if check.attributes.get(name):
+            values[name] = check.attributes[name]
+    for name, value in values.items():
+        setattr(reg, name, value)
+    reg.verifier = check.verifier
+    reg.evidence_id = check.evidence_id
+    reg.verified_at = check.verified_at.isoformat()
+
+
+# -- step 0: who registers, and how ------------------------------------------------------------
+@bp.get("/register")
+def register() -> BaseResponse:
+    return render("register_start.html", None, hotline=runtime().config["SUPPORT_HOTLINE"])
+
+
+# -- step 1: the form and the register check ---------------------------------------------------
+class RegisterForm(FlaskForm):
+    id_number = StringField(validators=[Length(max=20)])
+    bhxh_code = StringField(validators=[Length(max=20)])
+    full_name = StringField(validators=[Length(max=200)])
+    birth_date = StringField(validators=[Length(max=20)])
+    id_issue_date = StringField(validators=[Length(max=20)])
+    phone = StringField(validators=[Length(max=20)])
+    email = StringField(validators=[Length(max=254)])
+
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
+
+
+@dataclass
+class Entered:
+    """The form's values once each has the right format (errors: field -> message)."""
+
+    errors: dict[str, str] = field(default_factory=dict)
+    id_number: str | None = None
+    legacy_id_number: str | None = None
+    bhxh_code: str | None = None
+    full_name: str = ""
+    birth_date: dt.date | None = None
+    id_issue_date: dt.date | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+def _date(text: str, field_name: str, entered: Entered, required_message: str) -> dt.date | None:
+    text = text.strip()
+    if not text:
+        entered.errors[field_name] = required_message
+        return None
+    try:
+        value = parse_date(text)
+    except InvalidIdentifier:
+        entered.errors[field_name] = _("Vui lòng nhập ngày theo dạng ngày/tháng/năm, ví dụ 15/03/1990.")
+        return None
+    if value > dt.date.today() or value.year < 1900:
+        entered.errors[field_name] = _("Ngày đã nhập không hợp lệ.")
+        return None
+    return value
+
+
+def read_form(form: RegisterForm, method: str) -> Entered:
+    """Check every format before any register is asked (the issue's input formats)."""
+    entered = Entered()
+    errors = entered.errors
+    name = normalize_name(form.full_name.data or "")
+    if not name:
+        errors["full_name"] = _("Vui lòng nhập họ và tên.")
+    elif len(name) < 2 or any(ch.isdigit() for ch in name):
+        errors["full_name"] = _("Họ và tên chỉ gồm chữ cái, như trên căn cước công dân.")
+    entered.full_name = name
+    entered.birth_date = _date(form.birth_date.data or "", "birth_date", entered, _("Vui lòng nhập ngày sinh."))
+    if method == "social_insurance":
+        code = re.sub(r"\s", "", form.bhxh_code.data or "")
+        if not re.fullmatch(r"\d{10}", code):
+            errors["bhxh_code"] = _("Mã số bảo hiểm xã hội gồm 10 chữ số (10 số cuối trên thẻ bảo hiểm y tế).")
+        entered.bhxh_code = code
+    else:
+        number = re.sub(r"\s", "", form.id_number.data or "")
+        if method == "subscriber" and is_legacy_id(number):
+            entered.legacy_id_number = number
+        elif not re.fullmatch(r"\d{12}", number):
+            errors["id_number"] = (
+                _("Số định danh cá nhân gồm 12 chữ số (hoặc số CMND cũ gồm 9 chữ số).")
+                if method == "subscriber"
+                else _("Số định danh cá nhân gồm 12 chữ số.")
+            )
+        else:
+            try:
+                entered.id_number = check_id_number(number, entered.birth_date)
+            except InvalidIdentifier as exc:
+                errors["id_number"] = (
+                    _("Số định danh không khớp với năm sinh đã nhập. Vui lòng kiểm tra lại.")
+                    if "birth year" in str(exc)
+                    else _("Số định danh không hợp lệ: ba chữ số đầu không phải mã tỉnh, thành phố.")
+                )
+    if method == "population":
+        entered.id_issue_date = _date(
+            form.id_issue_date.data or "", "id_issue_date", entered, _("Vui lòng nhập ngày cấp căn cước.")
+        )
+    try:
+        entered.phone = normalize_phone(form.phone.data or "")
+    except InvalidIdentifier:
+        errors["phone"] = _("Số điện thoại di động gồm 10 chữ số, bắt đầu bằng 0 (ví dụ 0912345678).")
+    email = (form.email.data or "").strip()
+    if email and not _EMAIL.match(email):
+        errors["email"] = _("Địa chỉ thư điện tử chưa đúng.")
+    entered.email = email or None
+    return entered
+
+
+@bp.route("/register/citizen/<method>", methods=["GET", "POST"])
+def register_form(method: str) -> BaseResponse:
+    if method not in REGISTER_METHODS:
+        abort(404)
+    form = RegisterForm()
+    reg_stub = Registration(
+        id="", browser="", method=method, kind="citizen", ix_id=request.args.get("ix"), expires_at=0
+    )
+
+    def again(status: int, error: str | None = None, **context: Any) -> BaseResponse:
+        return render(
+            "register_form.html",
+            reg_stub,
+            status=status,
+            form=form,
+            captcha=captcha.new_challenge(),
+            error=error,
+            **context,
+        )
+
+    if request.method == "GET" or captcha.wants_new():
+        return again(200, field_errors={})
+    if not form.validate_on_submit():
+        return again(400, _("Trang đã mở quá lâu. Vui lòng nhập lại."), field_errors={})
+    entered = read_form(form, method)
+    if entered.errors:
+        return again(400, _("Thông tin chưa hợp lệ. Vui lòng xem các lỗi bên dưới."), field_errors=entered.errors)
+    if not captcha.answered():
+        return again(
+            400,
+            _("Mã xác thực chưa đúng."),
+            field_errors={},
+            captcha_error=_("Mã xác thực không đúng hoặc đã hết hạn. Vui lòng nhập mã trong hình mới."),
+        )
+    wait = checks_exhausted()
+    if wait:
+        return again(429, lockout_message(wait), field_errors={})
+    reg = start(method, "citizen")
+    retry = url_for("flows.register_form", method=method, ix=reg.ix_id)
+    try:
+        outcome = CHECKS[method](reg, entered)
+    except VerifierError as error:
+        return verifier_failed(reg, error, retry)
+    if outcome is not None:
+        status, message = outcome
+        return again(status, message, field_errors={})
+    number = registered_number(reg.id_number, reg.legacy_id_number)
+    if number is not None:
+        log.info("registration of an already registered number %s", mask_id(number))
+        return already_registered(reg, number)
+    reg.email = entered.email
+    log.info("registration %s by %s: identity checked (%s)", reg.id[:8], method, mask_id(reg.id_number))
+    return send_first_otp(reg)
+
+
+def _no_population_match() -> tuple[int, str]:
+    return 422, _(
+        "Không tìm thấy dữ liệu dân cư trùng khớp. Vui lòng kiểm tra lại số định danh, họ tên và ngày sinh đã nhập (đúng như trên căn cước công dân)."
+    )
+
+
+def _check_subscriber(reg: Registration, entered: Entered) -> tuple[int, str] | None:
+    """Mobile subscriber (seeds 002, 003): the population register knows the person, and the
+    carrier's register says the phone is theirs ("thuê bao chính chủ"). A 9-digit CMND is first
+    normalized to the 12-digit number through the population register (seed 002's note)."""
+    registers = runtime().registers
+    assert entered.birth_date is not None and entered.phone is not None
+    if entered.legacy_id_number:
+        found = registers.population.find_by_legacy_id(
+            legacy_id_number=entered.legacy_id_number, full_name=entered.full_name, birth_date=entered.birth_date
+        )
+    else:
+        assert entered.id_number is not None
+        found = registers.population.check_citizen(
+            id_number=entered.id_number, full_name=entered.full_name, birth_date=entered.birth_date
+        )
+    if not found.verified or not found.attributes.get("id_number"):
+        return _no_population_match()
+    id_number = found.attributes["id_number"]
+    owner = registers.subscribers.check_subscriber(phone=entered.phone, id_number=id_number)
+    if not owner.verified:
+        return 422, _(
+            "Số điện thoại %(phone)s chưa được đăng ký thuê bao chính chủ với số định danh này. Bạn có thể soạn tin TTTB gửi 1414 để xem thông tin thuê bao, rồi liên hệ nhà mạng để cập nhật, hoặc chọn cách đăng ký khác.",
+            phone=mask_phone(entered.phone),
+        )
+    proven(
+        reg,
+        owner,
+        id_number=id_number,
+        legacy_id_number=entered.legacy_id_number,
+        full_name=found.attributes.get("full_name") or entered.full_name,
+        birth_date=entered.birth_date.isoformat(),
+        gender=found.attributes.get("gender"),
+        phone=entered.phone,
+    )
+    return None
+
+
+def _check_social_insurance(reg: Registration, entered: Entered) -> tuple[int, str] | None:
+    """Social-insurance code (seed 003): the register's person must match the name and birth date
+    typed; the duplicate check then uses the ID number the register gives."""
+    assert entered.bhxh_code and entered.birth_date is not None and entered.phone is not None
+    found = runtime().registers.social_insurance.check_insured(
+        bhxh_code=entered.bhxh_code, full_name=entered.full_name, birth_date=entered.birth_date
+    )
+    if not found.verified or not found.attributes.get("id_number"):
+        return 422, _(
+            "Thông tin đã nhập không khớp với cơ sở dữ liệu bảo hiểm xã hội nên chưa đăng ký được tài khoản. Vui lòng kiểm tra lại mã số BHXH, họ tên và ngày sinh."
+        )
+    proven(
+        reg,
+        found,
+        full_name=entered.full_name,
+        birth_date=entered.birth_date.isoformat(),
+        phone=entered.phone,
+    )
+    return None
+
+
+def _check_population(reg: Registration, entered: Entered) -> tuple[int, str] | None:
+    """The provincial app's check (seed 000, letter 001): ID number, name, birth date, ID issue date
+    and phone against the national population register."""
+    assert entered.id_number and entered.birth_date is not None and entered.phone is not None
+    found = runtime().registers.population.check_citizen(
+        id_number=entered.id_number,
+        full_name=entered.full_name,
+        birth_date=entered.birth_date,
+        id_issue_date=entered.id_issue_date,
+        phone=entered.phone,
+    )
+    if not found.verified:
+        return 422, _(
+            "Không tìm thấy dữ liệu dân cư trùng khớp. Vui lòng kiểm tra lại số định danh, họ tên, ngày sinh, ngày cấp căn cước và số điện thoại đã nhập."
+        )
+    proven(
+        reg,
+        found,
+        id_number=entered.id_number,
+        full_name=entered.full_name,
+        birth_date=entered.birth_date.isoformat(),
+        phone=entered.phone,
+    )
+    return None
+
+
+CHECKS = {
+    "subscriber": _check_subscriber,
+    "social_insurance": _check_social_insurance,
+    "population": _check_population,
+}
+
+
+# -- step 2: the OTP to the phone --------------------------------------------------------------
+def _sms_text() -> str:
+    lifetime = minutes(runtime().config["OTP_LIFETIME"])
+    return (
+        f"Ma OTP dang ky tai khoan cua ban la {{code}}, hieu luc {lifetime} phut. "
+        "Khong cung cap ma nay cho bat ky ai."
+    )
+
+
+def send_otp(reg: Registration) -> None:
+    """Send a code to the registration's phone under OtpService's caps (raises OtpSendRefused)."""
+    assert reg.phone is not None
+    reg.challenge = runtime().otp.send(
+        account_id=reg.otp_subject,
+        phone=reg.phone,
+        purpose=OTP_PURPOSE,
+        text=_sms_text(),
+        scope=reg.id,
+    )
+
+
+def send_first_otp(reg: Registration) -> BaseResponse:
+    """After a successful check: the first code, then the OTP page (a refusal is shown there)."""
+    notice = None
+    try:
+        send_otp(reg)
+    except OtpSendRefused as refused:
+        notice = refused
+    save(reg)
+    if notice is not None:
+        return otp_page(reg, 429, refusal_message(notice, runtime().config["SUPPORT_HOTLINE"]))
+    return redirect(url_for("flows.register_otp", rid=reg.id))
+
+
+def otp_page(reg: Registration, status: int = 200, error: str | None = None, notice: str | None = None) -> BaseResponse:
+    rt = runtime()
+    return render(
+        "register_otp.html",
+        reg,
+        status=status,
+        form=OtpForm(formdata=None),
+        resend=ActionForm(),
+        error=error,
+        notice=notice,
+        masked_phone=mask_phone(reg.phone) if reg.phone else "",
+        cooldown=rt.otp.cooldown_left(reg.otp_subject, reg.id),
+        hotline=rt.config["SUPPORT_HOTLINE"],
+    )
+
+
+def next_step(reg: Registration) -> BaseResponse:
+    if reg.done:
+        return redirect(url_for("flows.register_done", rid=reg.id))
+    if reg.phone_verified:
+        return redirect(url_for("flows.register_password", rid=reg.id))
+    return redirect(url_for("flows.register_otp", rid=reg.id))
+
+
+@bp.route("/register/<rid>/otp", methods=["GET", "POST"])
+def register_otp(rid: str) -> BaseResponse:
+    reg = load(rid)
+    rt = runtime()
+    if reg.done or reg.phone_verified or reg.phone is None:
+        return next_step(reg) if reg.phone else abort(expired())
+    if request.method == "GET":
+        return otp_page(reg, notice=_("Đã gửi mã OTP mới.") if request.args.get("sent") else None)
+    form = OtpForm()
+    if not form.validate_on_submit():
+        return otp_page(reg, 400, _("Vui lòng nhập mã OTP gồm 6 chữ số."))
+    name, address = "register:" + reg.phone, client_address()
+    wait = rt.otp_throttle.locked_for(name=name, address=address)
+    if wait:
+        return otp_page(reg, 429, lockout_message(wait))
+    check = rt.otp.verify(reg.challenge, form.otp.data, account_id=reg.otp_subject, purpose=OTP_PURPOSE)
+    if check.outcome is OtpOutcome.WRONG:
+        return otp_page(
+            reg,
+            401,
+            ngettext(
+                "Mã OTP không đúng. Bạn còn %(num)d lần thử.",
+                "Mã OTP không đúng. Bạn còn %(num)d lần thử.",
+                check.attempts_left,
+            ),
+        )
+    if check.outcome is OtpOutcome.EXHAUSTED:
+        locked = rt.otp_throttle.failure(name=name, address=address)
+        return otp_page(
+            reg,
+            401,
+            lockout_message(locked)
+            if locked
+            else _(
+                "Bạn đã nhập sai quá %(num)d lần nên mã OTP này không còn hiệu lực. Bấm Gửi lại OTP để nhận mã mới.",
+                num=rt.config["OTP_MAX_ATTEMPTS"],
+            ),
+        )
+    if check.outcome is not OtpOutcome.OK:
+        return otp_page(reg, 401, _("Mã OTP đã hết hiệu lực. Bấm Gửi lại OTP để nhận mã mới."))
+    rt.otp_throttle.success(name=name)
+    reg.phone_verified = True
+    save(reg)
+    return redirect(url_for("flows.register_password", rid=reg.id))
+
+
+@bp.post("/register/<rid>/resend")
+def register_resend(rid: str) -> BaseResponse:
+    reg = load(rid)
+    if reg.phone_verified or reg.done or reg.phone is None:
+        return next_step(reg)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        send_otp(reg)
+    except OtpSendRefused as refused:
+        return otp_page(reg, 429, refusal_message(refused, runtime().config["SUPPORT_HOTLINE"]))
+    save(reg)
+    return redirect(url_for("flows.register_otp", rid=reg.id, sent=1))
+
+
+# -- step 3: the password, twice; the account ----------------------------------------------------
+def password_problems(reg: Registration, password: str) -> list[str]:
+    birth = dt.date.fromisoformat(reg.birth_date) if reg.birth_date else None
+    found: dict[str, str] = {}
+    for number in [reg.id_number, reg.legacy_id_number, reg.extra.get("tax_code")]:
+        if number is None and found:
+            continue
+        for violation in check_policy(password, id_number=number, phone=reg.phone, birth_date=birth):
+            found.setdefault(violation.code, str(POLICY_TEXTS.get(violation.code, violation.message)))
+    return list(found.values())
+
+
+def create_account(reg: Registration, password_hash: str) -> BaseResponse | None:
+    """Write the citizen account (one transaction); a page when someone won the race."""
+    from idp.store.models import db
+
+    try:
+        account = register_citizen(
+            reg.identity(),
+            phone=reg.phone or "",
+            password_hash=password_hash,
+            email=reg.email,
+            actor="self:registration",
+        )
+    except AlreadyRegistered:
+        db.session.rollback()
+        runtime().store.delete(_key(reg.id))
+        return already_registered(None, reg.id_number or "")
+    reg.account_id = account.id
+    return None
+
+
+@bp.route("/register/<rid>/password", methods=["GET", "POST"])
+def register_password(rid: str) -> BaseResponse:
+    reg = load(rid)
+    if reg.done or not reg.phone_verified:
+        return next_step(reg)
+    form = NewPasswordForm()
+    template = "register_password.html"
+    if request.method == "GET":
+        return render(template, reg, form=form, error=None)
+    if not form.validate_on_submit():
+        return render(template, reg, 400, form=form, error=_("Trang đã mở quá lâu. Vui lòng nhập lại."))
+    new = form.new_password.data or ""
+    problems = password_problems(reg, new) if new else [_("Vui lòng nhập mật khẩu mới.")]
+    confirm_error = None
+    if new != (form.confirm_password.data or ""):
+        confirm_error = _("Hai lần nhập mật khẩu mới chưa giống nhau.")
+    extra_errors = FINISH_CHECKS.get(reg.method, lambda reg, form: {})(reg, request.form)
+    if problems or confirm_error or extra_errors:
+        return render(
+            template,
+            reg,
+            400,
+            form=form,
+            error=_("Thông tin chưa hợp lệ. Vui lòng xem các lỗi bên dưới."),
+            password_problems=problems,
+            confirm_error=confirm_error,
+            field_errors=extra_errors,
+        )
+    password_hash = runtime().hashing.hash(new)
+    # Used up before the account is written, so that a second submission cannot register twice.
+    raw = runtime().store.take(_key(reg.id))
+    if raw is None or json.loads(raw)["done"]:
+        abort(expired())
+    finish = FINISHERS.get(reg.method, create_account)
+    refused = finish(reg, password_hash)
+    if refused is not None:
+        return refused
+    reg.done = True
+    reg.expires_at = time.time() + 900
+    save(reg)
+    log.info("registration %s by %s done: account %s", reg.id[:8], reg.method, reg.account_id)
+    return redirect(url_for("flows.register_done", rid=reg.id))
+
+
+# Certificate methods finish differently (an enterprise, a username): idp.flows.registration_certificate
+# adds its own checks of extra fields on the password page and its own way of writing the account.
+FINISH_CHECKS: dict[str, Any] = {}
+FINISHERS: dict[str, Any] = {}
+
+
+@bp.get("/register/<rid>/done")
+def register_done(rid: str) -> BaseResponse:
+    reg = load(rid)
+    if not reg.done:
+        return next_step(reg)
+    ix = interaction(reg.ix_id)
+    if ix is not None and reg.kind == "citizen" and reg.id_number:
+        # Back to the same sign-in, the new ID number already in the box.
+        ix.login_hint = reg.id_number
+        runtime().interactions.save(ix)
+    level = {2: "LoA2", 3: "LoA3"}.get(reg.extra.get("level") or (3 if reg.method in ("sim", "usb") else 2))
+    return render("register_done.html", reg, level=level, registered_at=utcnow())
