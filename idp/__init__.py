@@ -39,6 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from idp.clients import ClientConfigError, ClientRegistry, account_client
     from idp.flows import (  # noqa: F401 - their routes join the blueprint
         account,
+        account_assurance,
         captcha,
         chooser,
         citizen,
@@ -48,6 +49,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         password_change,
         password_reset,
         registration,
+        registration_certificate,
     )
     from idp.flows.interaction import InteractionStore
     from idp.flows.otp import OtpPolicy, OtpService
@@ -60,6 +62,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from idp.runtime import Runtime
     from idp.store.ephemeral import create_store
     from idp.store.models import db
+    from idp.verifiers.base import VerifierMisconfigured
+    from idp.verifiers import build_registers
+    from idp.verifiers.signing import build_signing
 
     app = Flask(__name__, instance_path=str(Path("instance").resolve()))
     settings = resolve(environ(), load_instance_file(Path(app.instance_path) / "idp.cfg"), test_config)
@@ -154,6 +159,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             ),
         ),
     )
+    rt.registers = build_registers(app.config)
+    try:
+        rt.signing = build_signing(app.config, store)
+    except VerifierMisconfigured as exc:
+        raise ConfigError(str(exc).split(": ", 1)[-1]) from None
     app.extensions["idp"] = rt
 
     db.init_app(app)
@@ -164,6 +174,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     except KeyStoreError as exc:
         raise ConfigError(f"IDP_KEYS_DIR: {exc}") from None
     app.register_blueprint(flows_bp)
+    if rt.signing.sandbox is not None:  # the sandbox SIM "phone" and USB "plugin" pages
+        from idp.sandbox.signers import bp as sandbox_signers_bp
+
+        app.register_blueprint(sandbox_signers_bp)
     from idp.health import bp as health_bp
     from idp.oidc import views as oidc_views
 
