@@ -121,7 +121,8 @@ def create_app() -> Flask:
             return show(
                 name,
                 "<h1>Chào mừng</h1><p>Bạn chưa đăng nhập.</p>"
-                '<p><a class="button" href="/login">Đăng nhập</a></p>',
+                '<p><a class="button" href="/login">Đăng nhập</a> '
+                '<a class="button" href="/login?prompt=create">Đăng ký</a></p>',
             )
         rows = "".join(
             f"<tr><th>{html.escape(k)}</th><td>{html.escape(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))}</td></tr>"

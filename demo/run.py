@@ -37,6 +37,46 @@ def wait_for(url: str, seconds: float = 30) -> bool:
     return False
 
 
+def print_registration(idp_url: str) -> None:
+    """Registration ('Đăng ký' on the portal): who registers how, the sandbox signing devices and
+    the PINs of the sandbox certificates (idp/verifiers/sandbox_data/registers.json)."""
+    registers = json.loads(
+        (ROOT / "idp" / "verifiers" / "sandbox_data" / "registers.json").read_text(encoding="utf-8")
+    )
+    print(" Register ('Đăng ký' on the portal) as a fictional newcomer of the sandbox registers:")
+    for p in registers["people"]:
+        if "registers" in p.get("scenario", ""):
+            print(f"   {p['id_number']:<13} {p['full_name']:<16} {p['birth_date']}  {p['scenario']}")
+    for e in registers.get("enterprises", []):
+        if "registers" in e.get("scenario", ""):
+            print(f"   MST {e['tax_code']:<9} {e['name']}  {e['scenario']}")
+    print(
+        f" Raise LoA2 -> LoA3: sign in as 046090001234, open {idp_url}/account/assurance, sign with the USB token"
+    )
+    print(
+        f" Sandbox signing devices: SIM 'phone' {idp_url}/sandbox/sim   USB plugin {idp_url}/sandbox/usb-token"
+    )
+    print("   (the USB plugin opens from the registration page's button; the SIM page is a second tab)")
+    holders = [
+        (p["full_name"], p["id_number"], p["certificate"], p.get("phones", []))
+        for p in registers["people"]
+        if p.get("certificate")
+    ] + [
+        (e["name"], f"MST {e['tax_code']}", e["certificate"], [e["phone"]] if e.get("phone") else [])
+        for e in registers.get("enterprises", [])
+        if e.get("certificate")
+    ]
+    for name, number, cert, phones in holders:
+        device = "SIM " + phones[0] if cert["device"] == "sim" and phones else "USB token"
+        print(f"   PIN {cert['pin']:<8} {device:<15} {name} ({number})")
+    from idp.verifiers.sandbox_pki import REVOKED_PERSON as revoked
+
+    print(
+        f"   PIN {revoked['certificate']['pin']:<8} {'USB token':<15} {revoked['full_name']} "
+        f"({revoked['id_number']}): revoked by the sandbox CA, refused"
+    )
+
+
 def main() -> int:
     os.chdir(ROOT)
     env = dict(os.environ)
@@ -142,6 +182,7 @@ def main() -> int:
             for staff in org["staff"]:
                 second = f"app secret {staff['totp_secret']}" if staff.get("totp_secret") else "SMS OTP only"
                 print(f"   {staff['username']:<13} {staff['password']:<15} {second}  ({staff['full_name']})")
+        print_registration(IDP_URL)
         print(" The OTP is printed here as '[SMS to +84...]' and written to instance/sms-outbox.jsonl")
         print(" Ctrl-C stops both servers.")
         print("=" * 72 + "\n", flush=True)

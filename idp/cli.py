@@ -619,5 +619,38 @@ def orgs_staff(code: str) -> None:
             )
 
 
+# -- pki ---------------------------------------------------------------------------------------
+@main.group()
+def pki() -> None:
+    """The sandbox test PKI for digital signatures (Sim ký số, USB ký số)."""
+
+
+@pki.command("sandbox")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write it (default: IDP_SANDBOX_PKI_DIR, else IDP_KEYS_DIR/sandbox-pki).",
+)
+def pki_sandbox(directory: Path | None) -> None:
+    """Create the sandbox root CA, licensed CA, CRLs and the fictional holders' certificates and
+    keys; keep whatever exists. Private keys stay in that folder (mode 0600, never committed)."""
+    from idp.verifiers.sandbox_pki import create_sandbox_pki
+    from idp.verifiers.signing import sandbox_pki_dir
+
+    target = (directory or sandbox_pki_dir(_settings())).resolve()
+    made = create_sandbox_pki(target)
+    for line in made.changes:
+        click.echo(line)
+    if not made.changes:
+        click.echo(f"{target}: the sandbox PKI is complete and current; nothing to do")
+    click.echo(f"trust anchor: {made.root_certificate_path}")
+    for holder in made.holders.values():
+        where = f"SIM {holder.phone}" if holder.device == "sim" else "USB token"
+        state = "  REVOKED" if holder.revoked else ""
+        click.echo(f"  {holder.key}\t{holder.kind}\t{where}\tPIN {holder.pin}\t{holder.name}{state}")
+
+
 if __name__ == "__main__":
     main()

@@ -87,6 +87,52 @@ def _check_redis_url(value: str) -> str | None:
     return None if value.split(":", 1)[0] in ("redis", "rediss", "unix") else "must be a redis:// URL"
 
 
+# The registers idp.verifiers talks to; each is "sandbox" or "http" (IDP_REGISTERS unless overridden).
+REGISTER_NAMES = ("POPULATION_REGISTER", "SUBSCRIBER_REGISTER", "SOCIAL_INSURANCE_REGISTER")
+_REGISTER_FILES = ("REGISTERS_CLIENT_CERT", "REGISTERS_CLIENT_KEY", "REGISTERS_CA_BUNDLE")
+
+
+def _check_register_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "must be an absolute https URL"
+    if parts.query or parts.fragment:
+        return "must not have a query or fragment"
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        return "must use https (plain http is accepted only on a loopback address)"
+    return None
+
+
+def register_mode(values: Mapping[str, Any], register: str) -> str:
+    """The mode ("sandbox" or "http") of one of REGISTER_NAMES: its own setting, else IDP_REGISTERS."""
+    return str(values.get(register) or values.get("REGISTERS") or "sandbox")
+
+
+def check_registers(values: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """A register in http mode needs its URL; its token comes from one place; TLS files exist."""
+    in_http = [r for r in REGISTER_NAMES if register_mode(values, r) == "http"]
+    for register in in_http:
+        if not values.get(f"{register}_URL"):
+            raise ConfigError(
+                f"{PREFIX}{register}_URL: is required when {PREFIX}{register} (or {PREFIX}REGISTERS) is http"
+            )
+        token, token_env = values.get(f"{register}_TOKEN"), values.get(f"{register}_TOKEN_ENV")
+        if token and token_env:
+            raise ConfigError(
+                f"{PREFIX}{register}_TOKEN_ENV: set either it or {PREFIX}{register}_TOKEN, not both"
+            )
+        if token_env and not environ.get(token_env):
+            raise ConfigError(f"{PREFIX}{register}_TOKEN_ENV: environment variable {token_env} is not set")
+    if not in_http:
+        return
+    if values.get("REGISTERS_CLIENT_KEY") and not values.get("REGISTERS_CLIENT_CERT"):
+        raise ConfigError(f"{PREFIX}REGISTERS_CLIENT_KEY: needs {PREFIX}REGISTERS_CLIENT_CERT")
+    for name in _REGISTER_FILES:
+        path = values.get(name)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{PREFIX}{name}: no such file {path}")
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("ISSUER", str, "http://127.0.0.1:8000", "Issuer URL; https except on loopback.", _check_issuer),
     Setting(
@@ -215,6 +261,169 @@ SETTINGS: tuple[Setting, ...] = (
         "Register checks (population, carrier, social insurance) one client address may ask per hour.",
         _positive,
     ),
+    # Registers (idp.verifiers); the HTTP contract and these keys: docs/verifiers.md
+    Setting(
+        "REGISTERS",
+        str,
+        "sandbox",
+        "Registers' verifiers: the bundled sandbox of fictional people, or the HTTP gateway.",
+        _one_of("sandbox", "http"),
+    ),
+    Setting(
+        "POPULATION_REGISTER",
+        str,
+        None,
+        "sandbox or http for the population register alone (default: REGISTERS).",
+        _one_of("sandbox", "http"),
+        nullable=True,
+    ),
+    Setting(
+        "POPULATION_REGISTER_URL",
+        str,
+        None,
+        "Base URL of the population register gateway; required when it is http.",
+        _check_register_url,
+        nullable=True,
+    ),
+    Setting(
+        "POPULATION_REGISTER_TOKEN",
+        str,
+        None,
+        "Bearer token for the population register gateway.",
+        nullable=True,
+    ),
+    Setting(
+        "POPULATION_REGISTER_TOKEN_ENV",
+        str,
+        None,
+        "Environment variable that holds the population register token (instead of POPULATION_REGISTER_TOKEN).",
+        nullable=True,
+    ),
+    Setting(
+        "SUBSCRIBER_REGISTER",
+        str,
+        None,
+        "sandbox or http for the carriers' subscriber register alone (default: REGISTERS).",
+        _one_of("sandbox", "http"),
+        nullable=True,
+    ),
+    Setting(
+        "SUBSCRIBER_REGISTER_URL",
+        str,
+        None,
+        "Base URL of the carriers' subscriber register gateway; required when it is http.",
+        _check_register_url,
+        nullable=True,
+    ),
+    Setting(
+        "SUBSCRIBER_REGISTER_TOKEN",
+        str,
+        None,
+        "Bearer token for the carriers' subscriber register gateway.",
+        nullable=True,
+    ),
+    Setting(
+        "SUBSCRIBER_REGISTER_TOKEN_ENV",
+        str,
+        None,
+        "Environment variable that holds the carriers' subscriber register token (instead of SUBSCRIBER_REGISTER_TOKEN).",
+        nullable=True,
+    ),
+    Setting(
+        "SOCIAL_INSURANCE_REGISTER",
+        str,
+        None,
+        "sandbox or http for the social-insurance register alone (default: REGISTERS).",
+        _one_of("sandbox", "http"),
+        nullable=True,
+    ),
+    Setting(
+        "SOCIAL_INSURANCE_REGISTER_URL",
+        str,
+        None,
+        "Base URL of the social-insurance register gateway; required when it is http.",
+        _check_register_url,
+        nullable=True,
+    ),
+    Setting(
+        "SOCIAL_INSURANCE_REGISTER_TOKEN",
+        str,
+        None,
+        "Bearer token for the social-insurance register gateway.",
+        nullable=True,
+    ),
+    Setting(
+        "SOCIAL_INSURANCE_REGISTER_TOKEN_ENV",
+        str,
+        None,
+        "Environment variable that holds the social-insurance register token (instead of SOCIAL_INSURANCE_REGISTER_TOKEN).",
+        nullable=True,
+    ),
+    Setting(
+        "REGISTERS_SANDBOX_FILE",
+        str,
+        None,
+        "Dataset of the sandbox registers (default: idp/verifiers/sandbox_data/registers.json).",
+        nullable=True,
+    ),
+    Setting("REGISTERS_CONNECT_TIMEOUT", float, 2.0, "Seconds to connect to a register gateway.", _positive),
+    Setting(
+        "REGISTERS_READ_TIMEOUT",
+        float,
+        5.0,
+        "Seconds a register gateway may take to answer (the whole answer, per attempt).",
+        _positive,
+    ),
+    Setting(
+        "REGISTERS_RETRIES",
+        int,
+        2,
+        "Extra attempts of an idempotent register call after a timeout, connection error or 502/503/504.",
+        lambda v: None if 0 <= v <= 5 else "must be between 0 and 5",
+    ),
+    Setting(
+        "REGISTERS_BACKOFF",
+        float,
+        0.25,
+        "Seconds before the first retry; doubles each retry (at most 2 s), with jitter.",
+        _positive,
+    ),
+    Setting(
+        "REGISTERS_BREAKER_THRESHOLD",
+        int,
+        5,
+        "Consecutive failed calls after which a register is not called during the cool-down.",
+        _positive,
+    ),
+    Setting(
+        "REGISTERS_BREAKER_COOLDOWN",
+        float,
+        30.0,
+        "Seconds a register's open circuit waits before one trial call.",
+        _positive,
+    ),
+    Setting(
+        "REGISTERS_MAX_ANSWER_BYTES",
+        int,
+        65536,
+        "Largest register answer read; a larger one is abandoned mid-stream.",
+        _positive,
+    ),
+    Setting(
+        "REGISTERS_CLIENT_CERT",
+        str,
+        None,
+        "PEM client certificate (may include the key) for mutual TLS with the register gateways.",
+        nullable=True,
+    ),
+    Setting("REGISTERS_CLIENT_KEY", str, None, "PEM private key of that certificate.", nullable=True),
+    Setting(
+        "REGISTERS_CA_BUNDLE",
+        str,
+        None,
+        "PEM CA certificates the gateways' server certificates chain to (default: the system CAs).",
+        nullable=True,
+    ),
     Setting("KEY_RETENTION", int, 7 * 86400, "Seconds a retired public key stays in the JWKS.", _positive),
     Setting(
         "BACKCHANNEL_TIMEOUT", float, 3.0, "Seconds to wait for a relying party's logout endpoint.", _positive
@@ -234,6 +443,103 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOG_LEVEL", str, "INFO", "Python log level.", _one_of("DEBUG", "INFO", "WARNING", "ERROR")),
     Setting("ARGON2_MEMORY_KIB", int, 19 * 1024, "argon2id memory cost (OWASP: 19 MiB).", _positive),
     Setting("ARGON2_TIME_COST", int, 2, "argon2id iterations.", _positive),
+    # Digital signatures (idp.verifiers.signature); the SIM signing contract: docs/signatures.md
+    Setting(
+        "SIGNATURE_TRUST_ANCHORS",
+        str,
+        None,
+        "PEM file(s) of the root CAs whose subscribers may sign (the national root CA), comma separated. "
+        "Required with SIM_SIGNING_MODE=http; in sandbox mode the sandbox root is trusted in addition.",
+        nullable=True,
+    ),
+    Setting(
+        "SIGNATURE_INTERMEDIATES",
+        str,
+        None,
+        "PEM file(s) of the licensed CAs (VNPT-CA, Viettel-CA, …), for tokens that send only their own certificate.",
+        nullable=True,
+    ),
+    Setting(
+        "SIGNATURE_CRL_FILES",
+        str,
+        None,
+        "CRL files or folders (PEM or DER), comma separated; read again whenever a file changes.",
+        nullable=True,
+    ),
+    Setting(
+        "SIGNATURE_CRL_FETCH",
+        bool,
+        True,
+        "Also download CRLs from the certificates' distribution points, cached until their nextUpdate.",
+    ),
+    Setting("SIGNATURE_CRL_TIMEOUT", float, 10.0, "Seconds before a CRL download is abandoned.", _positive),
+    Setting(
+        "SIGNATURE_CRL_MAX_BYTES", int, 32 * 1024 * 1024, "Largest CRL download accepted, bytes.", _positive
+    ),
+    Setting(
+        "SIGNATURE_OCSP_URL",
+        str,
+        None,
+        "OCSP responder asked about a signer's certificate before its CRL ('aia': the one the certificate "
+        "names); unset: CRLs only. Unreachable: the CRL decides.",
+        lambda v: (
+            None
+            if v == "aia" or (urlsplit(v).scheme in ("http", "https") and urlsplit(v).hostname)
+            else "must be an http(s) URL or aia"
+        ),
+        nullable=True,
+    ),
+    Setting("SIGNATURE_OCSP_TIMEOUT", float, 5.0, "Seconds before an OCSP request is abandoned.", _positive),
+    Setting(
+        "SIGNATURE_CHALLENGE_LIFETIME", int, 300, "Seconds a challenge to sign stays usable.", _at_most(900)
+    ),
+    Setting(
+        "SIM_SIGNING_MODE",
+        str,
+        "sandbox",
+        "Digital signatures: 'sandbox' (the sandbox PKI is trusted and a sandbox SIM service signs for the "
+        "fictional people: development only, never production) or 'http' (the carrier's or CA's SIM gateway).",
+        _one_of("sandbox", "http"),
+    ),
+    Setting(
+        "SIM_SIGNING_URL",
+        str,
+        None,
+        "Base URL of the SIM signing gateway (http mode); https except on loopback.",
+        lambda v: (
+            None
+            if urlsplit(v).scheme == "https"
+            or (urlsplit(v).scheme == "http" and is_loopback_host(urlsplit(v).hostname))
+            else "must be an https URL (plain http only on a loopback address)"
+        ),
+        nullable=True,
+    ),
+    Setting("SIM_SIGNING_TOKEN", str, None, "Bearer token for the SIM signing gateway.", nullable=True),
+    Setting(
+        "SIM_SIGNING_CLIENT_CERT",
+        str,
+        None,
+        "PEM client certificate for mutual TLS to the gateway.",
+        nullable=True,
+    ),
+    Setting("SIM_SIGNING_CLIENT_KEY", str, None, "PEM key of SIM_SIGNING_CLIENT_CERT.", nullable=True),
+    Setting("SIM_SIGNING_CA_BUNDLE", str, None, "PEM CAs for the gateway's TLS certificate.", nullable=True),
+    Setting("SIM_SIGNING_CONNECT_TIMEOUT", float, 2.0, "Seconds to connect to the SIM gateway.", _positive),
+    Setting("SIM_SIGNING_TIMEOUT", float, 5.0, "Seconds to wait for the SIM gateway's answer.", _positive),
+    Setting(
+        "SIM_SIGNING_REQUEST_LIFETIME",
+        int,
+        180,
+        "Seconds the person has to confirm a signing request on the phone.",
+        _at_most(600),
+    ),
+    Setting(
+        "SANDBOX_PKI_DIR",
+        str,
+        None,
+        "Folder of the sandbox test PKI (sandbox mode); default KEYS_DIR/sandbox-pki.",
+        nullable=True,
+    ),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}
@@ -292,6 +598,7 @@ def resolve(
         raise ConfigError(f"{PREFIX}SESSION_IDLE_TIMEOUT: must not exceed {PREFIX}SESSION_LIFETIME")
     if result["LOCKOUT_BASE_SECONDS"] > result["LOCKOUT_MAX_SECONDS"]:
         raise ConfigError(f"{PREFIX}LOCKOUT_BASE_SECONDS: must not exceed {PREFIX}LOCKOUT_MAX_SECONDS")
+    check_registers(result, environ)
     # Anything else in the overrides (Flask's own keys such as TESTING) passes through untouched.
     for key, raw in (overrides or {}).items():
         if key not in BY_NAME and not key.startswith(PREFIX):

@@ -36,6 +36,7 @@ from tests.support.pages import (
     submit_otp,
     submit_password,
 )
+from tests.support.passwords import wait_for_sms
 from tests.support.people import AN, BINH, CUC, DUNG, SandboxPerson
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -371,6 +372,90 @@ def captcha_after_failures(page: Any, stack: DemoStack) -> None:
     raise AssertionError("no captcha after repeated failures")
 
 
+# -- registration with a digital signature (idp.flows.registration_certificate), sandbox signers --------
+SIM_PHONE, SIM_PIN = "0767890123", "246810"  # Đặng Thu Trang's sandbox SIM
+USB_HOLDER, USB_PIN = "3301234568", "445566"  # Công ty Cổ phần Hương Giang Số's sandbox USB token
+
+
+def register_certificate(kind: str, device: str) -> Callable[[Any, DemoStack], None]:
+    def go(page: Any, stack: DemoStack) -> None:
+        page.goto(stack.idp.base + f"/register/{kind}/{device}")
+
+    return go
+
+
+def register_sim_wait(page: Any, stack: DemoStack) -> None:
+    register_certificate("citizen", "sim")(page, stack)
+    page.fill("input[name=phone]", SIM_PHONE)
+    page.get_by_role("button", name="Đăng ký").click()
+    page.wait_for_url(re.compile(r"/register/[\w-]+/sim$"))
+
+
+def sandbox_sim(page: Any, stack: DemoStack) -> None:
+    """The sandbox SIM's "phone" with a request waiting."""
+    register_sim_wait(page, stack)
+    page.goto(stack.idp.base + "/sandbox/sim?phone=" + SIM_PHONE)
+    assert page.locator("li.sim-request").count() >= 1
+
+
+def register_usb_sign(page: Any, stack: DemoStack) -> None:
+    register_certificate("enterprise", "usb")(page, stack)
+    page.get_by_role("button", name="Đăng ký").click()
+    page.wait_for_url(re.compile(r"/register/[\w-]+/usb$"))
+
+
+def sandbox_usb_token(page: Any, stack: DemoStack) -> None:
+    register_usb_sign(page, stack)
+    page.get_by_role("link", name="Ký bằng USB ký số").click()
+    page.wait_for_url(re.compile(r"/sandbox/usb-token"))
+
+
+def sandbox_usb_signed(page: Any, stack: DemoStack) -> None:
+    sandbox_usb_token(page, stack)
+    page.locator(f"input[name=holder][value='{USB_HOLDER}']").check()
+    page.fill("input[name=pin]", USB_PIN)
+    page.get_by_role("button", name="Ký", exact=True).click()
+    page.wait_for_selector("form[data-plugin-return]")
+
+
+def register_certificate_info(page: Any, stack: DemoStack) -> None:
+    sandbox_usb_signed(page, stack)
+    page.get_by_role("button", name="Tiếp tục").click()
+    page.wait_for_url(re.compile(r"/certificate$"))
+
+
+def register_enterprise_password(page: Any, stack: DemoStack) -> None:
+    register_certificate_info(page, stack)
+    page.fill("input[name=phone]", "0905000404")
+    before = stack.outbox.count("+84905000404")
+    page.get_by_role("button", name="Đăng ký").click()
+    page.wait_for_url(re.compile(r"/otp$"))
+    page.fill("input[name=otp]", wait_for_sms(stack.outbox, "+84905000404", before + 1))
+    page.get_by_role("button", name="Xác nhận").click()
+    page.wait_for_url(re.compile(r"/password$"))
+    page.fill("input[name=email]", "")
+    page.get_by_role("button", name="Đăng ký").click()  # errors next to the fields
+    page.wait_for_selector("#email-error")
+
+
+def register_certificate_refused(page: Any, stack: DemoStack) -> None:
+    """A person's certificate on the enterprise door: the refusal on the method's page."""
+    register_usb_sign(page, stack)
+    page.get_by_role("link", name="Ký bằng USB ký số").click()
+    page.wait_for_url(re.compile(r"/sandbox/usb-token"))
+    page.locator("input[name=holder][value='046083056789']").check()
+    page.fill("input[name=pin]", "135790")
+    page.get_by_role("button", name="Ký", exact=True).click()
+    page.get_by_role("button", name="Tiếp tục").click()
+    page.wait_for_selector("[role=alert]")
+
+
+def account_assurance_usb(page: Any, stack: DemoStack) -> None:
+    open_account(page, stack, AN, "/account/assurance")
+    page.get_by_role("button", name="Ký bằng USB ký số").click()
+    page.wait_for_url(re.compile(r"/account/assurance/[\w-]+/usb$"))
+
+
 PAGES: list[tuple[str, Callable[[Any, DemoStack], None]]] = [
     ("chooser", chooser),
     ("citizen", citizen),
@@ -409,6 +494,18 @@ PAGES: list[tuple[str, Callable[[Any, DemoStack], None]]] = [
     ("organization-recovery", organization_recovery),
     ("organization-recovery-codes", organization_recovery_codes),
     ("account-authenticator", account_authenticator),
+    ("register-citizen-sim", register_certificate("citizen", "sim")),
+    ("register-enterprise-usb", register_certificate("enterprise", "usb")),
+    ("register-sim-wait", register_sim_wait),
+    ("sandbox-sim", sandbox_sim),
+    ("register-usb-sign", register_usb_sign),
+    ("sandbox-usb-token", sandbox_usb_token),
+    ("sandbox-usb-signed", sandbox_usb_signed),
+    ("register-certificate-info", register_certificate_info),
+    ("register-enterprise-password", register_enterprise_password),
+    ("register-certificate-refused", register_certificate_refused),
+    ("account-assurance", account("/account/assurance")),
+    ("account-assurance-usb", account_assurance_usb),
 ]
 CAPTCHA_PAGES: list[tuple[str, Callable[[Any, DemoStack], None]]] = [
     ("forgot", forgot),
