@@ -200,6 +200,7 @@ def render(template: str, reg: Registration | None, status: int = 200, **context
         client_name=client_name_of(ix) if ix else None,
         method_title=METHOD_TITLES.get(reg.method) if reg else None,
         lifetime_minutes=minutes(runtime().config["OTP_LIFETIME"]),
+        registering=True,
         **context,
     )
     return Response(body, status=status, mimetype="text/html")
