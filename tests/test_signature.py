@@ -9,6 +9,7 @@ import base64
 import datetime as dt
 import secrets
 import stat
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -174,7 +175,18 @@ def test_chain_formats(pki: SandboxPki, verifier: SignatureVerifier) -> None:
     token = certs.holder(pki, AN)
     signed = token.sign(DATA)
     as_base64 = ",".join(base64.b64encode(c).decode() for c in token.chain)
-    for chain in (token.chain, list(token.chain), token.pem_chain, token.pem_chain.encode(), as_base64):
+    wrapped = ",\n".join("\n".join(textwrap.wrap(base64.b64encode(c).decode(), 64)) for c in token.chain)
+    url_safe = ",".join(base64.urlsafe_b64encode(c).decode().rstrip("=") for c in token.chain)
+    chains = (
+        token.chain,
+        list(token.chain),
+        token.pem_chain,
+        token.pem_chain.encode(),
+        as_base64,
+        wrapped,
+        url_safe,
+    )
+    for chain in chains:
         assert verifier.verify(DATA, signed, chain).attributes["id_number"] == AN
 
 

@@ -95,7 +95,9 @@ class PopulationRegister(Protocol):
         birth_date, gender, and phone when the register has one)."""
         ...
 
-    def find_by_legacy_id(self, *, legacy_id_number: str, full_name: str, birth_date: dt.date) -> Verification:
+    def find_by_legacy_id(
+        self, *, legacy_id_number: str, full_name: str, birth_date: dt.date
+    ) -> Verification:
         """Normalization of an old 9-digit CMND: on a match, the attributes carry the 12-digit id_number."""
         ...
 

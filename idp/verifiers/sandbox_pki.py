@@ -310,7 +310,8 @@ def _new_key(kind: str) -> PrivateKey:
 
 def _ensure_key(path: Path, kind: str) -> tuple[PrivateKey, bool]:
     if path.exists():
-        os.chmod(path, 0o600)
+        with contextlib.suppress(PermissionError):
+            os.chmod(path, 0o600)
         return _load_key(path), False
     key = _new_key(kind)
     pem = key.private_bytes(

@@ -233,8 +233,11 @@ def _load_item(item: bytes | str) -> list[x509.Certificate]:
     text = item.strip()
     if _PEM_CERTIFICATE in text:
         return x509.load_pem_x509_certificates(text.encode("ascii"))
-    # Base64 DER certificates, one or several separated by commas or white space (signing plugins).
-    return [x509.load_der_x509_certificate(_from_base64(part)) for part in re.split(r"[,;\s]+", text) if part]
+    # Base64 DER certificates (signing plugins), several separated by commas; line breaks inside
+    # one certificate's base64 are ignored.
+    return [
+        x509.load_der_x509_certificate(_from_base64(part)) for part in re.split(r"[,;]", text) if part.strip()
+    ]
 
 
 def load_certificates(chain: ChainInput) -> list[x509.Certificate]:
@@ -399,6 +402,8 @@ class SignatureVerifier:
     over ``data`` are checked here.
     """
 
+    name = VERIFIER
+
     def __init__(
         self,
         trust_anchors: Iterable[x509.Certificate | bytes | str],
@@ -430,7 +435,12 @@ class SignatureVerifier:
         return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
 
     def verify(self, data: bytes, signature: bytes, chain: ChainInput) -> Verification:
-        """Verify ``signature`` over ``data`` by the leaf of ``chain``; raises CertificateRefused."""
+        """Verify ``signature`` over ``data`` by the leaf of ``chain``; raises CertificateRefused.
+
+        Order: parse; path, with every certificate's dates; the leaf's usage; the signature over
+        ``data``; the identifier; revocation last, as the one step that may use the network (no
+        CRL download or OCSP request for a signature that fails anyway).
+        """
         at = self.now()
         if not signature or len(signature) > MAX_SIGNATURE_BYTES:
             raise CertificateRefused(MALFORMED, "empty or oversized signature")

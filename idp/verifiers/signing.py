@@ -28,7 +28,7 @@ from idp.verifiers.revocation import (
     OcspClient,
     split_paths,
 )
-from idp.verifiers.sandbox_pki import SandboxPki, create_sandbox_pki
+from idp.verifiers.sandbox_pki import DEFAULT_REGISTERS, SandboxPki, create_sandbox_pki
 from idp.verifiers.signature import ChallengeStore, SignatureVerifier
 from idp.verifiers.sim import HttpSimSigning, SandboxSimSigning, SimSigningService
 
@@ -93,7 +93,9 @@ def build_signing(config: Mapping[str, Any], store: EphemeralStore) -> Signing:
             "IDP_SIM_SIGNING_MODE=sandbox: the sandbox PKI is trusted and anyone can sign as its fictional "
             "people; never use it in production"
         )
-        sandbox = create_sandbox_pki(sandbox_pki_dir(config))
+        # The same fictional people as the sandbox registers (IDP_REGISTERS_SANDBOX_FILE, if set).
+        registers_file = config.get("REGISTERS_SANDBOX_FILE") or DEFAULT_REGISTERS
+        sandbox = create_sandbox_pki(sandbox_pki_dir(config), registers_file=Path(registers_file))
         anchors.append(sandbox.root_certificate())
         intermediates.append(sandbox.ca_certificate())
         crl_providers.insert(0, sandbox.crl_provider())
