@@ -62,8 +62,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from idp.runtime import Runtime
     from idp.store.ephemeral import create_store
     from idp.store.models import db
-    from idp.verifiers.base import VerifierMisconfigured
     from idp.verifiers import build_registers
+    from idp.verifiers.base import VerifierMisconfigured
     from idp.verifiers.signing import build_signing
 
     app = Flask(__name__, instance_path=str(Path("instance").resolve()))

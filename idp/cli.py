@@ -362,7 +362,9 @@ def add_citizen(**options: Any) -> None:
 
 
 @accounts.command("register-in-person")
-@click.option("--id-number", required=True, help="12-digit personal identification number on the ID card seen.")
+@click.option(
+    "--id-number", required=True, help="12-digit personal identification number on the ID card seen."
+)
 @click.option("--name", "full_name", required=True, help="Full name as on the ID card.")
 @click.option("--birth-date", required=True, help="dd/mm/yyyy")
 @click.option("--gender", type=click.Choice(["male", "female"]), default=None)
@@ -375,7 +377,9 @@ def add_citizen(**options: Any) -> None:
     required=True,
     help="A one-stop counter (Bộ phận một cửa) or a Vietnam Post office.",
 )
-@click.option("--place", required=True, help="Which counter or post office, e.g. 'Bưu điện Huế, 8 Hoàng Hoa Thám'.")
+@click.option(
+    "--place", required=True, help="Which counter or post office, e.g. 'Bưu điện Huế, 8 Hoàng Hoa Thám'."
+)
 @click.option("--operator", default=None, help="Who saw the ID card (default: the login user).")
 @click.option("--no-sms", is_flag=True, help="Do not text the citizen how to set the password.")
 def register_in_person(**options: Any) -> None:
@@ -411,7 +415,9 @@ def register_in_person(**options: Any) -> None:
         full_name = normalize_name(options["full_name"])
         number = registered_number(id_number)
         if number:
-            _fail(f"ID number {mask_id(number)} is already registered (see the support console to help the citizen)")
+            _fail(
+                f"ID number {mask_id(number)} is already registered (see the support console to help the citizen)"
+            )
         try:
             check = rt.registers.population.check_citizen(
                 id_number=id_number, full_name=full_name, birth_date=birth_date, gender=options["gender"]

@@ -18,7 +18,14 @@ from idp.flows.captcha import CaptchaService
 from idp.oidc.keys import ensure_secret
 from idp.store.ephemeral import RedisStore
 from tests.support import services
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, DemoStack, Shots, require_chromium, start_demo_stack
+from tests.support.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DemoStack,
+    Shots,
+    require_chromium,
+    start_demo_stack,
+)
 from tests.support.live import run_cli
 from tests.support.passwords import stored_answer, wait_for_sms
 from tests.support.registration import DUC, HOA, LOC, MAI, PASSWORD, Newcomer
@@ -57,7 +64,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         for demo in start_demo_stack(tmp, settings=settings):
             key = ensure_secret(tmp / "keys").encode() + b":captcha"
-            yield Stack(demo, CaptchaService(RedisStore(services.REDIS_URL, prefix), key, 300), demo.idp.env, tmp)
+            yield Stack(
+                demo, CaptchaService(RedisStore(services.REDIS_URL, prefix), key, 300), demo.idp.env, tmp
+            )
     finally:
         services.clear_prefix(services.redis_client(), prefix)
 
@@ -188,9 +197,24 @@ def test_counter_registration_then_the_citizen_sets_a_password(page: Any, stack:
     shots, outbox = page.shots, stack.demo.outbox
     output = run_cli(
         stack.env,
-        "accounts", "register-in-person", "--id-number", MAI.id_number, "--name", MAI.name,
-        "--birth-date", MAI.birth_date, "--gender", "female", "--phone", MAI.phone,
-        "--at", "counter", "--place", "Trung tâm Phục vụ hành chính công tỉnh", "--operator", "quay.01",
+        "accounts",
+        "register-in-person",
+        "--id-number",
+        MAI.id_number,
+        "--name",
+        MAI.name,
+        "--birth-date",
+        MAI.birth_date,
+        "--gender",
+        "female",
+        "--phone",
+        MAI.phone,
+        "--at",
+        "counter",
+        "--place",
+        "Trung tâm Phục vụ hành chính công tỉnh",
+        "--operator",
+        "quay.01",
         cwd=stack.tmp,
     )
     assert '"loa": "LoA3"' in output

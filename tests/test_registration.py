@@ -62,7 +62,13 @@ def person_row(app: Any, id_number: str) -> Person | None:
 def proofs(app: Any, id_number: str) -> list[tuple[int, str, str, str | None, str | None]]:
     with app.app_context():
         rows = db.session.execute(
-            select(IdentityProof.level, IdentityProof.method, IdentityProof.verifier, IdentityProof.evidence_id, IdentityProof.place)
+            select(
+                IdentityProof.level,
+                IdentityProof.method,
+                IdentityProof.verifier,
+                IdentityProof.evidence_id,
+                IdentityProof.place,
+            )
             .join(Person, IdentityProof.person_id == Person.id)
             .where(Person.id_number == id_number)
             .order_by(IdentityProof.id)
@@ -72,7 +78,15 @@ def proofs(app: Any, id_number: str) -> list[tuple[int, str, str, str | None, st
 
 def test_the_register_page_lists_who_and_how(browser: Browser) -> None:
     page = text_of(browser.client.get("/register"))
-    for method in ("subscriber", "social_insurance", "population", "sim", "usb", "enterprise-sim", "enterprise-usb"):
+    for method in (
+        "subscriber",
+        "social_insurance",
+        "population",
+        "sim",
+        "usb",
+        "enterprise-sim",
+        "enterprise-usb",
+    ):
         assert f'data-method="{method}"' in page
     assert "Bưu điện" in page  # in person, at a counter or post office
     # Reached from the sign-in pages, carrying the sign-in along.
@@ -85,7 +99,11 @@ def test_the_register_page_lists_who_and_how(browser: Browser) -> None:
 
 @pytest.mark.parametrize(
     ("person", "method", "verifier_kind"),
-    [(DUC, "subscriber", "subscriber"), (HOA, "social_insurance", "social-insurance"), (LOC, "population", "population")],
+    [
+        (DUC, "subscriber", "subscriber"),
+        (HOA, "social_insurance", "social-insurance"),
+        (LOC, "population", "population"),
+    ],
 )
 def test_each_register_method_end_to_end(
     browser: Browser, app: Any, person: Newcomer, method: str, verifier_kind: str
@@ -104,7 +122,9 @@ def test_each_register_method_end_to_end(
         account = db.session.execute(select(Account).where(Account.username == person.id_number)).scalar_one()
         assert [p.number for p in account.phones if p.verified_at] == [person.e164]
         event = db.session.execute(
-            select(AuditEvent).where(AuditEvent.action == "account.created", AuditEvent.account_id == account.id)
+            select(AuditEvent).where(
+                AuditEvent.action == "account.created", AuditEvent.account_id == account.id
+            )
         ).scalar_one()
         assert person.id_number not in str(event.detail)  # masked
     claims = id_token_of(Browser(app.test_client(), browser.outbox), person)
@@ -114,7 +134,9 @@ def test_each_register_method_end_to_end(
 
 def test_tone_mark_placement_and_case_do_not_matter(browser: Browser, app: Any) -> None:
     # The register spells "Võ Thị Hòa"; she types "VÕ THỊ HOÀ" (the other tone-mark placement).
-    path = otp_path(submit_check(browser, "social_insurance", form_of(HOA, "social_insurance", full_name="VÕ THỊ HOÀ")))
+    path = otp_path(
+        submit_check(browser, "social_insurance", form_of(HOA, "social_insurance", full_name="VÕ THỊ HOÀ"))
+    )
     assert confirm_phone(browser, path, HOA.e164).status_code == 302
 
 
@@ -122,19 +144,70 @@ def test_tone_mark_placement_and_case_do_not_matter(browser: Browser, app: Any) 
     ("method", "changes", "status", "message"),
     [
         # Seed 000, case 1: already registered (masked, with Quên mật khẩu).
-        ("subscriber", {"id_number": "046090001234", "full_name": "Nguyễn Văn An", "birth_date": "15/03/1990", "phone": "0912345678"}, 409, "Số định danh *********234 đã được đăng ký."),
-        ("population", {"id_number": "046090001234", "full_name": "Nguyễn Văn An", "birth_date": "15/03/1990", "id_issue_date": "12/04/2021", "phone": "0912345678"}, 409, "Số định danh *********234 đã được đăng ký."),
-        ("social_insurance", {"bhxh_code": "4690001234", "full_name": "Nguyễn Văn An", "birth_date": "15/03/1990", "phone": "0912345678"}, 409, "Số định danh *********234 đã được đăng ký."),
+        (
+            "subscriber",
+            {
+                "id_number": "046090001234",
+                "full_name": "Nguyễn Văn An",
+                "birth_date": "15/03/1990",
+                "phone": "0912345678",
+            },
+            409,
+            "Số định danh *********234 đã được đăng ký.",
+        ),
+        (
+            "population",
+            {
+                "id_number": "046090001234",
+                "full_name": "Nguyễn Văn An",
+                "birth_date": "15/03/1990",
+                "id_issue_date": "12/04/2021",
+                "phone": "0912345678",
+            },
+            409,
+            "Số định danh *********234 đã được đăng ký.",
+        ),
+        (
+            "social_insurance",
+            {
+                "bhxh_code": "4690001234",
+                "full_name": "Nguyễn Văn An",
+                "birth_date": "15/03/1990",
+                "phone": "0912345678",
+            },
+            409,
+            "Số định danh *********234 đã được đăng ký.",
+        ),
         # An old CMND account: the CMND is normalized through the register, then found.
-        ("subscriber", {"id_number": "191234567", "full_name": "Phạm Văn Dũng", "birth_date": "04/07/1970", "phone": "0903456789"}, 409, "Số định danh ******567 đã được đăng ký."),
+        (
+            "subscriber",
+            {
+                "id_number": "191234567",
+                "full_name": "Phạm Văn Dũng",
+                "birth_date": "04/07/1970",
+                "phone": "0903456789",
+            },
+            409,
+            "Số định danh ******567 đã được đăng ký.",
+        ),
         # Seed 000, case 2: no matching population record.
         ("subscriber", {"birth_date": "13/07/1988"}, 422, "Không tìm thấy dữ liệu dân cư trùng khớp"),
         ("subscriber", {"full_name": "Phạm Minh Đăng"}, 422, "Không tìm thấy dữ liệu dân cư trùng khớp"),
         ("subscriber", {"id_number": "046088099999"}, 422, "Không tìm thấy dữ liệu dân cư trùng khớp"),
         ("population", {"id_issue_date": "11/05/2021"}, 422, "Không tìm thấy dữ liệu dân cư trùng khớp"),
         ("population", {"phone": "0912345678"}, 422, "Không tìm thấy dữ liệu dân cư trùng khớp"),
-        ("social_insurance", {"birth_date": "12/07/1989"}, 422, "không khớp với cơ sở dữ liệu bảo hiểm xã hội"),
-        ("social_insurance", {"bhxh_code": "4600000000"}, 422, "không khớp với cơ sở dữ liệu bảo hiểm xã hội"),
+        (
+            "social_insurance",
+            {"birth_date": "12/07/1989"},
+            422,
+            "không khớp với cơ sở dữ liệu bảo hiểm xã hội",
+        ),
+        (
+            "social_insurance",
+            {"bhxh_code": "4600000000"},
+            422,
+            "không khớp với cơ sở dữ liệu bảo hiểm xã hội",
+        ),
         # The phone is somebody else's subscription.
         ("subscriber", {"phone": "0912345678"}, 422, "chưa được đăng ký thuê bao chính chủ"),
     ],
@@ -164,7 +237,12 @@ def test_a_phone_that_is_not_the_persons_own(browser: Browser) -> None:
         ("subscriber", {"id_number": "04608801234"}, "id_number", "gồm 12 chữ số"),
         ("population", {"id_number": "191234567"}, "id_number", "gồm 12 chữ số"),
         ("subscriber", {"id_number": "999088012345"}, "id_number", "mã tỉnh"),
-        ("subscriber", {"id_number": "046288012345"}, "id_number", "năm sinh"),  # century digit 2: born in the 2000s
+        (
+            "subscriber",
+            {"id_number": "046288012345"},
+            "id_number",
+            "năm sinh",
+        ),  # century digit 2: born in the 2000s
         ("subscriber", {"id_number": "046089012345"}, "id_number", "năm sinh"),
         ("subscriber", {"birth_date": "31/02/1988"}, "birth_date", "ngày/tháng/năm"),
         ("subscriber", {"birth_date": "1988-07-12x"}, "birth_date", "ngày/tháng/năm"),
@@ -229,10 +307,18 @@ def test_the_password_step_applies_the_policy(browser: Browser, app: Any) -> Non
     response = post_page_form(browser, password_path, new_password=PASSWORD, confirm_password=PASSWORD)
     assert response.status_code == 302
     # A second submission of the same registration does not register twice.
-    again = browser.client.post(password_path, data={"csrf_token": csrf_of(page), "new_password": PASSWORD, "confirm_password": PASSWORD})
+    again = browser.client.post(
+        password_path,
+        data={"csrf_token": csrf_of(page), "new_password": PASSWORD, "confirm_password": PASSWORD},
+    )
     assert again.status_code == 302 and urlsplit(again.headers["Location"]).path == step(path, "done")
     with app.app_context():
-        assert db.session.execute(select(func.count()).select_from(Person).where(Person.id_number == DUC.id_number)).scalar_one() == 1
+        assert (
+            db.session.execute(
+                select(func.count()).select_from(Person).where(Person.id_number == DUC.id_number)
+            ).scalar_one()
+            == 1
+        )
 
 
 def test_two_concurrent_registrations_of_one_person(app: Any, outbox: Outbox) -> None:
@@ -264,16 +350,28 @@ def test_two_concurrent_registrations_of_one_person(app: Any, outbox: Outbox) ->
     loser = next(r for r in results if r.status_code == 409)
     assert "Số định danh *********345 đã được đăng ký." in alert(loser)
     with app.app_context():
-        count = db.session.execute(select(func.count()).select_from(Person).where(Person.id_number == DUC.id_number))
+        count = db.session.execute(
+            select(func.count()).select_from(Person).where(Person.id_number == DUC.id_number)
+        )
         assert count.scalar_one() == 1
-        assert db.session.execute(select(func.count()).select_from(Account).where(Account.username == DUC.id_number)).scalar_one() == 1
+        assert (
+            db.session.execute(
+                select(func.count()).select_from(Account).where(Account.username == DUC.id_number)
+            ).scalar_one()
+            == 1
+        )
 
 
 def test_register_checks_are_capped_per_address(make_app: Any, outbox: Outbox) -> None:
     app = make_app(REGISTRATION_CHECKS_PER_HOUR=2)
     browser = Browser(app.test_client(), outbox)
     for _ in range(2):
-        assert submit_check(browser, "subscriber", form_of(DUC, "subscriber", birth_date="13/07/1988")).status_code == 422
+        assert (
+            submit_check(
+                browser, "subscriber", form_of(DUC, "subscriber", birth_date="13/07/1988")
+            ).status_code
+            == 422
+        )
     response = submit_check(browser, "subscriber", form_of(DUC, "subscriber"))
     assert response.status_code == 429 and "thử lại sau" in alert(response)
 
@@ -290,7 +388,9 @@ def test_prompt_create_opens_registration_and_returns_to_the_sign_in(browser: Br
     assert f'value="{LOC.id_number}"' in text_of(login)  # the new ID number is already typed
     response = browser.submit_password(login.request.path, LOC.id_number, PASSWORD)
     assert response.status_code == 302
-    response = browser.follow(browser.submit_otp(response.headers["Location"], browser.outbox.last_code(LOC.e164)))
+    response = browser.follow(
+        browser.submit_otp(response.headers["Location"], browser.outbox.last_code(LOC.e164))
+    )
     assert response.status_code == 302
     assert "code=" in response.headers["Location"]
 
@@ -308,9 +408,24 @@ def run_cli(app: Any, *args: str) -> Any:
 
 
 IN_PERSON = [
-    "accounts", "register-in-person", "--id-number", MAI.id_number, "--name", MAI.name,
-    "--birth-date", MAI.birth_date, "--gender", "female", "--phone", MAI.phone,
-    "--at", "post-office", "--place", "Bưu điện Huế, 8 Hoàng Hoa Thám", "--operator", "hoa.nv",
+    "accounts",
+    "register-in-person",
+    "--id-number",
+    MAI.id_number,
+    "--name",
+    MAI.name,
+    "--birth-date",
+    MAI.birth_date,
+    "--gender",
+    "female",
+    "--phone",
+    MAI.phone,
+    "--at",
+    "post-office",
+    "--place",
+    "Bưu điện Huế, 8 Hoàng Hoa Thám",
+    "--operator",
+    "hoa.nv",
 ]
 
 
@@ -319,7 +434,17 @@ def operator(app_config: dict[str, Any], app: Any) -> Any:
     """`idp …` as an operator runs it, against the test's PostgreSQL, Redis and SMS outbox."""
     from idp.cli import main
 
-    names = ("ISSUER", "DATABASE_URL", "REDIS_URL", "REDIS_PREFIX", "KEYS_DIR", "CLIENTS_FILE", "SMS_OUTBOX", "ARGON2_MEMORY_KIB", "ARGON2_TIME_COST")
+    names = (
+        "ISSUER",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "REDIS_PREFIX",
+        "KEYS_DIR",
+        "CLIENTS_FILE",
+        "SMS_OUTBOX",
+        "ARGON2_MEMORY_KIB",
+        "ARGON2_TIME_COST",
+    )
     env = {f"IDP_{name}": str(app_config[name]) for name in names}
 
     def run(*args: str) -> Any:
@@ -328,14 +453,21 @@ def operator(app_config: dict[str, Any], app: Any) -> Any:
     return run
 
 
-def test_in_person_registration_gives_level_3(operator: Any, app: Any, browser: Browser, outbox: Outbox) -> None:
+def test_in_person_registration_gives_level_3(
+    operator: Any, app: Any, browser: Browser, outbox: Outbox
+) -> None:
     result = operator(*IN_PERSON)
     assert result.exit_code == 0, result.output
     assert '"loa": "LoA3"' in result.output and MAI.id_number not in result.output
     row = person_row(app, MAI.id_number)
     assert row is not None and row.loa == 3 and row.loa_method == "post_office"
     [(level, method, verifier, evidence, place)] = proofs(app, MAI.id_number)
-    assert (level, method, verifier, place) == (3, "post_office", "operator:hoa.nv", "Bưu điện Huế, 8 Hoàng Hoa Thám")
+    assert (level, method, verifier, place) == (
+        3,
+        "post_office",
+        "operator:hoa.nv",
+        "Bưu điện Huế, 8 Hoàng Hoa Thám",
+    )
     assert evidence and evidence.startswith("post_office:")
     with app.app_context():
         account = db.session.execute(select(Account).where(Account.username == MAI.id_number)).scalar_one()
@@ -354,12 +486,22 @@ def test_in_person_registration_gives_level_3(operator: Any, app: Any, browser: 
     ("changes", "message"),
     [
         ({"--birth-date": "22/12/1987"}, "no matching population record"),
-        ({"--id-number": "046090001234", "--name": "Nguyễn Văn An", "--birth-date": "15/03/1990", "--gender": "male"}, "already registered"),
+        (
+            {
+                "--id-number": "046090001234",
+                "--name": "Nguyễn Văn An",
+                "--birth-date": "15/03/1990",
+                "--gender": "male",
+            },
+            "already registered",
+        ),
         ({"--id-number": "04618706789"}, "12 digits"),
         ({"--phone": "0123"}, "phone number"),
     ],
 )
-def test_in_person_registration_refuses(operator: Any, app: Any, changes: dict[str, str], message: str) -> None:
+def test_in_person_registration_refuses(
+    operator: Any, app: Any, changes: dict[str, str], message: str
+) -> None:
     args = list(IN_PERSON)
     for option, value in changes.items():
         args[args.index(option) + 1] = value

@@ -339,11 +339,15 @@ def read_form(form: RegisterForm, method: str) -> Entered:
     elif len(name) < 2 or any(ch.isdigit() for ch in name):
         errors["full_name"] = _("Họ và tên chỉ gồm chữ cái, như trên căn cước công dân.")
     entered.full_name = name
-    entered.birth_date = _date(form.birth_date.data or "", "birth_date", entered, _("Vui lòng nhập ngày sinh."))
+    entered.birth_date = _date(
+        form.birth_date.data or "", "birth_date", entered, _("Vui lòng nhập ngày sinh.")
+    )
     if method == "social_insurance":
         code = re.sub(r"\s", "", form.bhxh_code.data or "")
         if not re.fullmatch(r"\d{10}", code):
-            errors["bhxh_code"] = _("Mã số bảo hiểm xã hội gồm 10 chữ số (10 số cuối trên thẻ bảo hiểm y tế).")
+            errors["bhxh_code"] = _(
+                "Mã số bảo hiểm xã hội gồm 10 chữ số (10 số cuối trên thẻ bảo hiểm y tế)."
+            )
         entered.bhxh_code = code
     else:
         number = re.sub(r"\s", "", form.id_number.data or "")
@@ -405,7 +409,9 @@ def register_form(method: str) -> BaseResponse:
         return again(400, _("Trang đã mở quá lâu. Vui lòng nhập lại."), field_errors={})
     entered = read_form(form, method)
     if entered.errors:
-        return again(400, _("Thông tin chưa hợp lệ. Vui lòng xem các lỗi bên dưới."), field_errors=entered.errors)
+        return again(
+            400, _("Thông tin chưa hợp lệ. Vui lòng xem các lỗi bên dưới."), field_errors=entered.errors
+        )
     if not captcha.answered():
         return again(
             400,
@@ -448,7 +454,9 @@ def _check_subscriber(reg: Registration, entered: Entered) -> tuple[int, str] | 
     assert entered.birth_date is not None and entered.phone is not None
     if entered.legacy_id_number:
         found = registers.population.find_by_legacy_id(
-            legacy_id_number=entered.legacy_id_number, full_name=entered.full_name, birth_date=entered.birth_date
+            legacy_id_number=entered.legacy_id_number,
+            full_name=entered.full_name,
+            birth_date=entered.birth_date,
         )
     else:
         assert entered.id_number is not None
@@ -565,7 +573,9 @@ def send_first_otp(reg: Registration) -> BaseResponse:
     return redirect(url_for("flows.register_otp", rid=reg.id))
 
 
-def otp_page(reg: Registration, status: int = 200, error: str | None = None, notice: str | None = None) -> BaseResponse:
+def otp_page(
+    reg: Registration, status: int = 200, error: str | None = None, notice: str | None = None
+) -> BaseResponse:
     rt = runtime()
     return render(
         "register_otp.html",

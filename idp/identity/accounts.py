@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -96,7 +97,7 @@ def _save_citizen(
     actor: str,
     method: str,
     place: str | None = None,
-    audit_detail: dict[str, object] | None = None,
+    audit_detail: dict[str, Any] | None = None,
 ) -> Account:
     """Person + its identity proof + citizen account + verified primary phone + audit event, in one
     transaction. ``password_hash`` None: the person sets it through "Quên mật khẩu" (counter).

@@ -104,7 +104,11 @@ def register_citizen(
         actor=actor,
         method=identity.method,
         place=place,
-        audit_detail={"phone": mask_phone(phone), "verifier": identity.verifier, **({"place": place} if place else {})},
+        audit_detail={
+            "phone": mask_phone(phone),
+            "verifier": identity.verifier,
+            **({"place": place} if place else {}),
+        },
     )
 
 
@@ -125,9 +129,7 @@ def raise_assurance(
     """Record a level-3 proof (a certificate naming the same ID number) for a person, and raise
     their level to 3, in one transaction. Returns the level after the change."""
     level = METHOD_LEVELS[method]
-    person = db.session.execute(
-        select(Person).where(Person.id == person_id).with_for_update()
-    ).scalar_one()
+    person = db.session.execute(select(Person).where(Person.id == person_id).with_for_update()).scalar_one()
     if person.id_number != id_number:
         db.session.rollback()
         raise IdentityMismatch(mask_id(id_number))

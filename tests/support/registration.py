@@ -27,9 +27,15 @@ class Newcomer:
     id_issue_date: str | None = None
 
 
-DUC = Newcomer("046088012345", "Phạm Minh Đức", "12/07/1988", "0903111222", "+84903111222", "4688012345", "10/05/2021")
-HOA = Newcomer("046192023456", "Võ Thị Hòa", "05/01/1992", "0388123456", "+84388123456", "4692023456", "22/08/2021")
-LOC = Newcomer("046075034567", "Huỳnh Văn Lộc", "30/04/1975", "0834567890", "+84834567890", "4675034567", "01/03/2022")
+DUC = Newcomer(
+    "046088012345", "Phạm Minh Đức", "12/07/1988", "0903111222", "+84903111222", "4688012345", "10/05/2021"
+)
+HOA = Newcomer(
+    "046192023456", "Võ Thị Hòa", "05/01/1992", "0388123456", "+84388123456", "4692023456", "22/08/2021"
+)
+LOC = Newcomer(
+    "046075034567", "Huỳnh Văn Lộc", "30/04/1975", "0834567890", "+84834567890", "4675034567", "01/03/2022"
+)
 MAI = Newcomer("046187067890", "Ngô Thị Mai", "21/12/1987", "0978123456", "+84978123456", None, "05/07/2021")
 NAM = Newcomer("046090078901", "Trịnh Văn Nam", "03/03/1990", "0911222333", "+84911222333")
 
@@ -67,7 +73,9 @@ def confirm_phone(browser: Browser, path: str, phone: str) -> Any:
     return post_page_form(browser, path, otp=browser.outbox.last_code(phone))
 
 
-def register(browser: Browser, person: Newcomer, method: str, password: str = PASSWORD, ix: str | None = None) -> Any:
+def register(
+    browser: Browser, person: Newcomer, method: str, password: str = PASSWORD, ix: str | None = None
+) -> Any:
     """The whole registration; returns the done page."""
     path = otp_path(submit_check(browser, method, form_of(person, method), ix))
     response = confirm_phone(browser, path, person.e164)

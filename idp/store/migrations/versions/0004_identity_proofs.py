@@ -34,7 +34,10 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("level IN (2, 3)", name=op.f("ck_identity_proofs_level")),
         sa.ForeignKeyConstraint(
-            ["person_id"], ["persons.id"], name=op.f("fk_identity_proofs_person_id_persons"), ondelete="CASCADE"
+            ["person_id"],
+            ["persons.id"],
+            name=op.f("fk_identity_proofs_person_id_persons"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["organization_id"],
@@ -46,7 +49,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("identity_proofs", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_identity_proofs_person_id"), ["person_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_identity_proofs_organization_id"), ["organization_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_identity_proofs_organization_id"), ["organization_id"], unique=False
+        )
     with op.batch_alter_table("organizations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("email", sa.String(length=254), nullable=True))
 
