@@ -20,7 +20,13 @@
     }
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) {
-        return response.ok ? response.json() : { state: "pending" };
+        var type = response.headers.get("Content-Type") || "";
+        if (response.ok && type.indexOf("application/json") === 0) {
+          return response.json();
+        }
+        // A server error: ask again later. Anything else (the request or the sign-in has
+        // expired): submit the form, and the server's page says what happened.
+        return { state: response.status >= 500 ? "pending" : "gone" };
       })
       .then(function (body) {
         if (body && body.state && body.state !== "pending") {
