@@ -48,6 +48,7 @@ GENEROUS_CAPS = {
     "OTP_PHONE_DAILY_LIMIT": 1000,
     "OTP_ADDRESS_HOURLY_LIMIT": 10000,
     "OTP_GLOBAL_PER_MINUTE": 10000,
+    "REGISTRATION_CHECKS_PER_HOUR": 1000,
 }
 
 
@@ -456,6 +457,68 @@ def account_assurance_usb(page: Any, stack: DemoStack) -> None:
     page.wait_for_url(re.compile(r"/account/assurance/[\w-]+/usb$"))
 
 
+# -- registration against the registers (idp.flows.registration) -------------------------------
+REGISTERING = ("046088012345", "Phạm Minh Đức", "12/07/1988", "0903111222")  # the sandbox's newcomer
+
+
+def register_start(page: Any, stack: DemoStack) -> None:
+    page.goto(stack.portal_url + "/login?prompt=create")
+    page.wait_for_url(re.compile(r"/register\?ix="))
+
+
+def register_form(method: str) -> Callable[[Any, DemoStack], None]:
+    def go(page: Any, stack: DemoStack) -> None:
+        register_start(page, stack)
+        page.locator(f"a.door[data-method={method}]").click()
+        page.wait_for_url(re.compile(rf"/register/citizen/{method}"))
+
+    return go
+
+
+def fill_registration(page: Any, id_number: str, name: str, birth: str, phone: str) -> None:
+    page.fill("input[name=id_number]", id_number)
+    page.fill("input[name=full_name]", name)
+    page.fill("input[name=birth_date]", birth)
+    page.fill("input[name=phone]", phone)
+    page.get_by_role("button", name="Đăng ký").click()
+
+
+def register_form_errors(page: Any, stack: DemoStack) -> None:
+    register_form("subscriber")(page, stack)
+    fill_registration(page, "04608801234", "", "31/02/1988", "0123")
+    page.wait_for_selector("#id_number-error")
+
+
+def register_no_match(page: Any, stack: DemoStack) -> None:
+    register_form("subscriber")(page, stack)
+    fill_registration(page, REGISTERING[0], REGISTERING[1], "13/07/1988", REGISTERING[3])
+    page.wait_for_selector("[role=alert]")
+
+
+def register_exists(page: Any, stack: DemoStack) -> None:
+    register_form("subscriber")(page, stack)
+    fill_registration(page, AN.username, AN.name, "15/03/1990", "0912345678")
+    page.wait_for_selector("[role=alert]")
+
+
+def register_otp(page: Any, stack: DemoStack) -> None:
+    register_form("subscriber")(page, stack)
+    fill_registration(page, *REGISTERING)
+    page.wait_for_url(re.compile(r"/register/[\w-]+/otp$"))
+
+
+def register_password(page: Any, stack: DemoStack) -> None:
+    before = stack.outbox.count("+84903111222")
+    register_otp(page, stack)
+    page.fill("input[name=otp]", wait_for_sms(stack.outbox, "+84903111222", before + 1))
+    page.get_by_role("button", name="Xác nhận").click()
+    page.wait_for_url(re.compile(r"/password$"))
+    page.fill("input[name=new_password]", "matkhau123")
+    page.fill("input[name=confirm_password]", "matkhau")
+    page.get_by_role("button", name="Đăng ký").click()
+    page.wait_for_selector("#new-password-errors")
+
+
 PAGES: list[tuple[str, Callable[[Any, DemoStack], None]]] = [
     ("chooser", chooser),
     ("citizen", citizen),
@@ -494,6 +557,15 @@ PAGES: list[tuple[str, Callable[[Any, DemoStack], None]]] = [
     ("organization-recovery", organization_recovery),
     ("organization-recovery-codes", organization_recovery_codes),
     ("account-authenticator", account_authenticator),
+    ("register", register_start),
+    ("register-subscriber", register_form("subscriber")),
+    ("register-social-insurance", register_form("social_insurance")),
+    ("register-population", register_form("population")),
+    ("register-form-errors", register_form_errors),
+    ("register-no-match", register_no_match),
+    ("register-exists", register_exists),
+    ("register-otp", register_otp),
+    ("register-password-errors", register_password),
     ("register-citizen-sim", register_certificate("citizen", "sim")),
     ("register-enterprise-usb", register_certificate("enterprise", "usb")),
     ("register-sim-wait", register_sim_wait),
@@ -510,10 +582,12 @@ PAGES: list[tuple[str, Callable[[Any, DemoStack], None]]] = [
 CAPTCHA_PAGES: list[tuple[str, Callable[[Any, DemoStack], None]]] = [
     ("forgot", forgot),
     ("citizen-captcha", captcha_after_failures),
+    ("register-subscriber-captcha", register_form("subscriber")),
 ]
 ENGLISH_PAGES: list[tuple[str, Callable[[Any, DemoStack], None]]] = [
     ("chooser", chooser),
     ("account-sessions", account("/account/sessions")),
+    ("register-en", register_start),
 ]
 
 
