@@ -15,7 +15,15 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from idp.config import ConfigError, environ, is_loopback_host, load_instance_file, resolve
+from idp.config import (
+    REGISTER_NAMES,
+    ConfigError,
+    environ,
+    is_loopback_host,
+    load_instance_file,
+    register_mode,
+    resolve,
+)
 
 __all__ = ["ConfigError", "create_app"]
 
@@ -160,6 +168,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         ),
     )
     rt.registers = build_registers(app.config)
+    sandboxed = [name for name in REGISTER_NAMES if register_mode(settings, name) == "sandbox"]
+    if (settings.get("SIM_SIGNING_MODE") or "sandbox") == "sandbox":
+        sandboxed.append("SIM_SIGNING_MODE")
+    if sandboxed and not is_loopback_host(issuer_host) and not settings["SANDBOX_VERIFIERS_ALLOWED"]:
+        # Fictional people and published PINs must never register anyone on a real deployment.
+        raise ConfigError(
+            f"IDP_{'REGISTERS' if sandboxed[0] != 'SIM_SIGNING_MODE' else 'SIM_SIGNING_MODE'}: the sandbox "
+            f"({', '.join(sandboxed)}) is refused with a non-loopback issuer; configure the real registers "
+            "and signing (http), or set IDP_SANDBOX_VERIFIERS_ALLOWED=true on a test system"
+        )
     try:
         rt.signing = build_signing(app.config, store)
     except VerifierMisconfigured as exc:

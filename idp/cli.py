@@ -14,12 +14,14 @@ Configuration comes from the environment (IDP_*), never from secrets on the comm
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import json
 import os
 import secrets
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,18 @@ def _app():
         return create_app()
     except ConfigError as exc:
         _fail(str(exc))
+
+
+@contextlib.contextmanager
+def _closing_database() -> Iterator[None]:
+    """Close the command's database connections when it ends (also when run inside a process)."""
+    from idp.store.models import db
+
+    try:
+        yield
+    finally:
+        db.session.remove()
+        db.engine.dispose()
 
 
 @click.group()
@@ -404,7 +418,7 @@ def register_in_person(**options: Any) -> None:
     operator = _operator(options["operator"])
     method = options["method"].replace("-", "_")
     app = _app()
-    with app.app_context():
+    with app.app_context(), _closing_database():
         rt = app.extensions["idp"]
         try:
             birth_date = parse_date(options["birth_date"])

@@ -255,6 +255,13 @@ SETTINGS: tuple[Setting, ...] = (
         _at_most(7200),
     ),
     Setting(
+        "SANDBOX_VERIFIERS_ALLOWED",
+        bool,
+        False,
+        "Allow the sandbox registers and sandbox signing (fictional people, published PINs) with an "
+        "issuer that is not on loopback: for a shared test system only, never in production.",
+    ),
+    Setting(
         "REGISTRATION_CHECKS_PER_HOUR",
         int,
         20,

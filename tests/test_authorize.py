@@ -42,6 +42,7 @@ def shared(
             "CLIENTS_FILE": str(clients_file),
             "SMS_OUTBOX": str(tmp_path_factory.mktemp("sms") / "outbox.jsonl"),
             "CAPTCHA_ENABLED": False,
+            "SANDBOX_VERIFIERS_ALLOWED": True,
             "TESTING": True,
             "DATABASE_URL": services.sqlalchemy_url(pg_url),
             "REDIS_URL": redis_url,

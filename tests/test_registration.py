@@ -436,6 +436,7 @@ def operator(app_config: dict[str, Any], app: Any) -> Any:
 
     names = (
         "ISSUER",
+        "SANDBOX_VERIFIERS_ALLOWED",
         "DATABASE_URL",
         "REDIS_URL",
         "REDIS_PREFIX",
@@ -509,3 +510,30 @@ def test_in_person_registration_refuses(
     assert result.exit_code != 0
     assert message in result.output
     assert person_row(app, MAI.id_number) is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({}, "IDP_REGISTERS"),
+        (
+            {
+                "REGISTERS": "http",
+                "POPULATION_REGISTER_URL": "https://pop.example.vn",
+                "SUBSCRIBER_REGISTER_URL": "https://sub.example.vn",
+                "SOCIAL_INSURANCE_REGISTER_URL": "https://bhxh.example.vn",
+            },
+            "IDP_SIM_SIGNING_MODE",
+        ),
+    ],
+)
+def test_sandbox_verifiers_are_refused_on_a_real_deployment(
+    base_config: dict[str, Any], overrides: dict[str, str], named: str
+) -> None:
+    """Fictional people and published PINs must not register anyone outside a test system."""
+    from idp import create_app
+    from idp.config import ConfigError
+
+    config = {**base_config, "SANDBOX_VERIFIERS_ALLOWED": False, **overrides}
+    with pytest.raises(ConfigError, match=named):
+        create_app(config)

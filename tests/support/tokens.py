@@ -197,6 +197,7 @@ def shared_client(request: Any) -> Iterator[Any]:
             "REDIS_URL": value("redis_url"),
             "REDIS_PREFIX": value("redis_prefix"),
             "CAPTCHA_ENABLED": False,
+            "SANDBOX_VERIFIERS_ALLOWED": True,
             "TESTING": True,
         }
     )
