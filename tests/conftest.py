@@ -154,3 +154,31 @@ def client(app: Any) -> Any:
 @pytest.fixture
 def browser(client: Any, outbox: Outbox) -> Browser:
     return Browser(client, outbox)
+
+
+# -- a real browser (Debian's chromium driven by Playwright; it never downloads one) ------------
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """One chromium per test module; browser tests skip (fail under CI) when it is missing."""
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser context at desktop size in Vietnamese; ``page.shots`` saves screenshots."""
+    from tests.support.browser import Shots
+
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="vi-VN")
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    page.shots = Shots(request.node.name)
+    yield page
+    context.close()

@@ -13,11 +13,8 @@ from typing import Any
 import pytest
 
 from tests.support.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     DemoStack,
     Shots,
-    require_chromium,
     start_demo_stack,
 )
 from tests.support.people import AN, BINH
@@ -28,29 +25,8 @@ DOORS = ["national-portal", "vneid", "organization", "citizen"]
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
     yield from start_demo_stack(tmp_path_factory.mktemp("demo"))
-
-
-@pytest.fixture
-def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="vi-VN")
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    page.shots = Shots(request.node.name)
-    yield page
-    context.close()
 
 
 def alert_text(page: Any) -> str:

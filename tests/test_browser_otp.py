@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 
 from tests.support.browser import DemoStack, Shots, start_demo_stack
 from tests.support.people import AN, BINH, CUC, DUNG
-from tests.test_browser import alert_text, chromium, sign_in_until_otp  # noqa: F401 - chromium is a fixture
+from tests.test_browser import alert_text, sign_in_until_otp
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,7 +39,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
     yield from start_demo_stack(tmp_path_factory.mktemp("demo-otp"), settings=settings)
 
 
-def new_page(chromium: Any, request: pytest.FixtureRequest, **options: Any) -> Any:  # noqa: F811
+def new_page(chromium: Any, request: pytest.FixtureRequest, **options: Any) -> Any:
     context = chromium.new_context(
         **{"viewport": {"width": 1280, "height": 900}, "locale": "vi-VN", **options}
     )
@@ -50,7 +50,7 @@ def new_page(chromium: Any, request: pytest.FixtureRequest, **options: Any) -> A
 
 
 @pytest.fixture
-def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:  # noqa: F811
+def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     page = new_page(chromium, request)
     yield page
     page.context.close()
@@ -109,7 +109,7 @@ def test_resend_with_a_visible_cooldown(page: Any, stack: DemoStack) -> None:
 
 
 def test_resend_works_without_javascript(
-    chromium: Any,  # noqa: F811
+    chromium: Any,
     stack: DemoStack,
     request: pytest.FixtureRequest,
 ) -> None:
@@ -159,7 +159,7 @@ def test_another_phone_receives_the_code(page: Any, stack: DemoStack) -> None:
     assert acr == "LoA2"
 
 
-def test_otp_page_on_a_phone_screen(chromium: Any, stack: DemoStack, request: pytest.FixtureRequest) -> None:  # noqa: F811
+def test_otp_page_on_a_phone_screen(chromium: Any, stack: DemoStack, request: pytest.FixtureRequest) -> None:
     page = new_page(chromium, request, viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True)
     try:
         sign_in_until_otp(page, stack, CUC.username, CUC.password)

@@ -10,26 +10,17 @@ challenge's answer from the store (tests.support.passwords.stored_answer) — ne
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from idp.flows.captcha import CaptchaService
-from idp.oidc.keys import ensure_secret
-from idp.store.ephemeral import RedisStore
-from tests.support import services
 from tests.support.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    DemoStack,
+    CaptchaStack,
     Shots,
-    require_chromium,
-    start_demo_stack,
+    start_captcha_stack,
 )
-from tests.support.passwords import stored_answer, wait_for_sms
+from tests.support.passwords import wait_for_sms
 from tests.support.people import AN, CUC
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -37,48 +28,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 NEW_PASSWORD = "Hoa-Sen#2027q"
 
 
-@dataclass
-class Stack:
-    demo: DemoStack
-    captchas: CaptchaService
-
-    def answer(self, page: Any) -> str:
-        cid = page.locator("input[name=captcha_id]").get_attribute("value")
-        return stored_answer(self.captchas, cid)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+Stack = CaptchaStack
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("demo-passwords")
-    prefix = f"idpbrowser:{secrets.token_hex(4)}:"
-    settings = {"CAPTCHA_ENABLED": "true", "REDIS_URL": services.REDIS_URL, "REDIS_PREFIX": prefix}
-    try:
-        for demo in start_demo_stack(tmp, settings=settings):
-            key = ensure_secret(tmp / "keys").encode() + b":captcha"
-            yield Stack(demo, CaptchaService(RedisStore(services.REDIS_URL, prefix), key, 300))
-    finally:
-        services.clear_prefix(services.redis_client(), prefix)
-
-
-@pytest.fixture
-def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="vi-VN")
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    page.shots = Shots(request.node.name)
-    yield page
-    context.close()
+    yield from start_captcha_stack(tmp_path_factory.mktemp("demo-passwords"))
 
 
 def alert_text(page: Any) -> str:

@@ -173,3 +173,37 @@ class Shots:
 def clear_screenshots() -> None:
     if SCREENSHOTS.exists():
         shutil.rmtree(SCREENSHOTS)
+
+
+@dataclass
+class CaptchaStack:
+    """The demo stack with the captcha on and Redis as its short-lived store, so that a test can
+    read a challenge's answer from the store (tests.support.passwords.stored_answer), never from
+    the pages."""
+
+    demo: DemoStack
+    captchas: Any  # idp.flows.captcha.CaptchaService over the stack's Redis prefix
+    tmp: Path
+
+    def answer(self, page: Any) -> str:
+        from tests.support.passwords import stored_answer
+
+        cid = page.locator("input[name=captcha_id]").get_attribute("value")
+        return stored_answer(self.captchas, cid)
+
+
+def start_captcha_stack(tmp: Path) -> Iterator[CaptchaStack]:
+    """`make demo` with the captcha on (see CaptchaStack); removes its Redis keys at the end."""
+    from idp.flows.captcha import CaptchaService
+    from idp.oidc.keys import ensure_secret
+    from idp.store.ephemeral import RedisStore
+    from tests.support import services
+
+    prefix = f"idpbrowser:{secrets.token_hex(4)}:"
+    settings = {"CAPTCHA_ENABLED": "true", "REDIS_URL": services.REDIS_URL, "REDIS_PREFIX": prefix}
+    try:
+        for demo in start_demo_stack(tmp, settings=settings):
+            key = ensure_secret(tmp / "keys").encode() + b":captcha"
+            yield CaptchaStack(demo, CaptchaService(RedisStore(services.REDIS_URL, prefix), key, 300), tmp)
+    finally:
+        services.clear_prefix(services.redis_client(), prefix)
