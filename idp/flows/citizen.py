@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import abort, redirect, request, url_for
 from flask_babel import gettext as _
-from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -13,7 +12,7 @@ from wtforms.validators import DataRequired, Length
 
 from idp.flows import captcha, remember
 from idp.flows.interaction import Interaction
-from idp.flows.otp import OtpOutcome, OtpSendRefused, refusal_message
+from idp.flows.otp import OtpSendRefused, refusal_message
 from idp.flows.pages import (
     ActionForm,
     bp,
@@ -22,6 +21,7 @@ from idp.flows.pages import (
     load_interaction,
     lockout_message,
     minutes,
+    otp_refusal,
     page,
 )
 from idp.identity import remembered_devices
@@ -250,27 +250,8 @@ def otp(ix_id: str) -> BaseResponse:
     if wait:
         return _otp_page(ix, status=429, error=lockout_message(wait), form=form)
     check = rt.otp.verify(ix.otp_challenge, form.otp.data, account_id=account_id, purpose=OTP_PURPOSE)
-    if check.outcome is OtpOutcome.WRONG:
-        error = ngettext(
-            "Mã OTP không đúng. Bạn còn %(num)d lần thử.",
-            "Mã OTP không đúng. Bạn còn %(num)d lần thử.",
-            check.attempts_left,
-        )
-        return _otp_page(ix, status=401, error=error, form=form, code_error=True)
-    if check.outcome is OtpOutcome.EXHAUSTED:
-        # Each code allows OTP_MAX_ATTEMPTS tries; the lockout counts codes voided that way.
-        locked = rt.otp_throttle.failure(name=str(account_id), address=address)
-        error = (
-            lockout_message(locked)
-            if locked
-            else _(
-                "Bạn đã nhập sai quá %(num)d lần nên mã OTP này không còn hiệu lực. Bấm Gửi lại OTP để nhận mã mới.",
-                num=rt.config["OTP_MAX_ATTEMPTS"],
-            )
-        )
-        return _otp_page(ix, status=401, error=error, form=form, code_error=True)
-    if check.outcome is OtpOutcome.EXPIRED:
-        error = _("Mã OTP đã hết hiệu lực. Bấm Gửi lại OTP để nhận mã mới.")
+    error = otp_refusal(check, rt.otp_throttle, name=str(account_id), address=address)
+    if error is not None:
         return _otp_page(ix, status=401, error=error, form=form, code_error=True)
     rt.otp_throttle.success(name=str(account_id))
     secret = remember.remember_browser(account_id) if form.remember.data and remember.enabled() else None

@@ -16,14 +16,13 @@ from typing import Any
 
 from flask import abort, current_app, redirect, request, url_for
 from flask_babel import gettext as _
-from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from idp.flows.interaction import Interaction
-from idp.flows.otp import OtpOutcome, OtpSendRefused, refusal_message
+from idp.flows.otp import OtpSendRefused, refusal_message
 from idp.flows.pages import (
     ActionForm,
     bp,
@@ -32,6 +31,7 @@ from idp.flows.pages import (
     load_interaction,
     lockout_message,
     minutes,
+    otp_refusal,
     page,
 )
 from idp.flows.throttle import LockoutPolicy, Throttle
@@ -329,28 +329,9 @@ def org_sms(ix_id: str) -> BaseResponse:
     check = rt.otp.verify(
         progress.challenge, form.otp.data, account_id=progress.account_id, purpose=OTP_PURPOSE
     )
-    if check.outcome is OtpOutcome.WRONG:
-        error = ngettext(
-            "Mã OTP không đúng. Bạn còn %(num)d lần thử.",
-            "Mã OTP không đúng. Bạn còn %(num)d lần thử.",
-            check.attempts_left,
-        )
+    error = otp_refusal(check, throttle, name=name, address=address)
+    if error is not None:
         return _code_page(ix, progress, "sms", 401, error)
-    if check.outcome is OtpOutcome.EXHAUSTED:
-        locked = throttle.failure(name=name, address=address)
-        error = (
-            lockout_message(locked)
-            if locked
-            else _(
-                "Bạn đã nhập sai quá %(num)d lần nên mã OTP này không còn hiệu lực. Bấm Gửi lại OTP để nhận mã mới.",
-                num=rt.config["OTP_MAX_ATTEMPTS"],
-            )
-        )
-        return _code_page(ix, progress, "sms", 401, error)
-    if check.outcome is OtpOutcome.EXPIRED:
-        return _code_page(
-            ix, progress, "sms", 401, _("Mã OTP đã hết hiệu lực. Bấm Gửi lại OTP để nhận mã mới.")
-        )
     throttle.success(name=name)
     return _passed(ix, progress, SMS_AMR)
 

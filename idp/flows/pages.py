@@ -17,6 +17,8 @@ from werkzeug.wrappers import Response as BaseResponse
 from idp.clients import ACCOUNT_CLIENT_ID
 from idp.flows.browser import browser_id
 from idp.flows.interaction import Interaction, LoginResult
+from idp.flows.otp import OtpCheck, OtpOutcome
+from idp.flows.throttle import Throttle
 from idp.identity import audit
 from idp.identity.assurance import session_acr
 from idp.runtime import runtime
@@ -70,6 +72,31 @@ def lockout_message(seconds: int) -> str:
         "Bạn đã nhập sai quá nhiều lần. Vui lòng thử lại sau %(num)d phút.",
         count,
     )
+
+
+def otp_refusal(check: OtpCheck, throttle: Throttle, *, name: str, address: str) -> str | None:
+    """What a person reads when the code they typed was not accepted; None when it was.
+
+    A code voided by OTP_MAX_ATTEMPTS wrong tries counts towards the OTP lockout (OTP_MAX_VOIDED
+    voided codes per name or address), which then has its own message.
+    """
+    if check.outcome is OtpOutcome.OK:
+        return None
+    if check.outcome is OtpOutcome.WRONG:
+        return ngettext(
+            "Mã OTP không đúng. Bạn còn %(num)d lần thử.",
+            "Mã OTP không đúng. Bạn còn %(num)d lần thử.",
+            check.attempts_left,
+        )
+    if check.outcome is OtpOutcome.EXHAUSTED:
+        locked = throttle.failure(name=name, address=address)
+        if locked:
+            return lockout_message(locked)
+        return _(
+            "Bạn đã nhập sai quá %(num)d lần nên mã OTP này không còn hiệu lực. Bấm Gửi lại OTP để nhận mã mới.",
+            num=runtime().config["OTP_MAX_ATTEMPTS"],
+        )
+    return _("Mã OTP đã hết hiệu lực. Bấm Gửi lại OTP để nhận mã mới.")
 
 
 def client_address() -> str:

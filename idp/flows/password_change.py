@@ -20,7 +20,6 @@ from typing import Any
 
 from flask import Response, abort, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_babel import ngettext
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import PasswordField
 from wtforms.validators import Length
@@ -29,8 +28,8 @@ from idp.flows import remember
 from idp.flows.account import current_person, signed_in
 from idp.flows.browser import browser_id
 from idp.flows.citizen import OtpForm
-from idp.flows.otp import OtpOutcome, OtpSendRefused, refusal_message
-from idp.flows.pages import ActionForm, bp, client_address, lockout_message, minutes
+from idp.flows.otp import OtpSendRefused, refusal_message
+from idp.flows.pages import ActionForm, bp, client_address, lockout_message, minutes, otp_refusal
 from idp.flows.password import NewPasswordForm, check_new_password, set_password
 from idp.flows.sessions import SsoSession
 from idp.identity.accounts import verified_phones
@@ -201,26 +200,9 @@ def change_password_otp() -> BaseResponse:
     check = rt.otp.verify(
         pending.challenge, form.otp.data, account_id=pending.account_id, purpose=OTP_PURPOSE
     )
-    if check.outcome is OtpOutcome.WRONG:
-        error = ngettext(
-            "Mã OTP không đúng. Bạn còn %(num)d lần thử.",
-            "Mã OTP không đúng. Bạn còn %(num)d lần thử.",
-            check.attempts_left,
-        )
+    error = otp_refusal(check, rt.otp_throttle, name=name, address=address)
+    if error is not None:
         return _otp_page(pending, 401, error)
-    if check.outcome is OtpOutcome.EXHAUSTED:
-        locked = rt.otp_throttle.failure(name=name, address=address)
-        error = (
-            lockout_message(locked)
-            if locked
-            else _(
-                "Bạn đã nhập sai quá %(num)d lần nên mã OTP này không còn hiệu lực. Bấm Gửi lại OTP để nhận mã mới.",
-                num=rt.config["OTP_MAX_ATTEMPTS"],
-            )
-        )
-        return _otp_page(pending, 401, error)
-    if check.outcome is OtpOutcome.EXPIRED:
-        return _otp_page(pending, 401, _("Mã OTP đã hết hiệu lực. Bấm Gửi lại OTP để nhận mã mới."))
     rt.otp_throttle.success(name=name)
     if rt.store.take("pwchange:" + pending.id) is None:
         return redirect(url_for("flows.change_password"))

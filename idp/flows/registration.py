@@ -35,7 +35,6 @@ from typing import Any
 from flask import Response, abort, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import StringField
@@ -45,8 +44,16 @@ from idp.flows import captcha
 from idp.flows.browser import browser_id
 from idp.flows.citizen import OtpForm
 from idp.flows.interaction import Interaction
-from idp.flows.otp import OtpOutcome, OtpSendRefused, refusal_message
-from idp.flows.pages import ActionForm, bp, client_address, client_name_of, lockout_message, minutes
+from idp.flows.otp import OtpSendRefused, refusal_message
+from idp.flows.pages import (
+    ActionForm,
+    bp,
+    client_address,
+    client_name_of,
+    lockout_message,
+    minutes,
+    otp_refusal,
+)
 from idp.flows.password import POLICY_TEXTS, NewPasswordForm
 from idp.identity.accounts import AlreadyRegistered
 from idp.identity.identifiers import (
@@ -615,30 +622,9 @@ def register_otp(rid: str) -> BaseResponse:
     if wait:
         return otp_page(reg, 429, lockout_message(wait))
     check = rt.otp.verify(reg.challenge, form.otp.data, account_id=reg.otp_subject, purpose=OTP_PURPOSE)
-    if check.outcome is OtpOutcome.WRONG:
-        return otp_page(
-            reg,
-            401,
-            ngettext(
-                "Mã OTP không đúng. Bạn còn %(num)d lần thử.",
-                "Mã OTP không đúng. Bạn còn %(num)d lần thử.",
-                check.attempts_left,
-            ),
-        )
-    if check.outcome is OtpOutcome.EXHAUSTED:
-        locked = rt.otp_throttle.failure(name=name, address=address)
-        return otp_page(
-            reg,
-            401,
-            lockout_message(locked)
-            if locked
-            else _(
-                "Bạn đã nhập sai quá %(num)d lần nên mã OTP này không còn hiệu lực. Bấm Gửi lại OTP để nhận mã mới.",
-                num=rt.config["OTP_MAX_ATTEMPTS"],
-            ),
-        )
-    if check.outcome is not OtpOutcome.OK:
-        return otp_page(reg, 401, _("Mã OTP đã hết hiệu lực. Bấm Gửi lại OTP để nhận mã mới."))
+    error = otp_refusal(check, rt.otp_throttle, name=name, address=address)
+    if error is not None:
+        return otp_page(reg, 401, error)
     rt.otp_throttle.success(name=name)
     reg.phone_verified = True
     save(reg)
