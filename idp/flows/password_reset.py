@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import logging
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from flask import abort, redirect, request, url_for
@@ -51,6 +50,7 @@ from idp.flows.pages import (
     otp_refusal,
 )
 from idp.flows.password import NewPasswordForm, check_new_password, set_password
+from idp.flows.records import BrowserRecords
 from idp.identity.accounts import find_citizen
 from idp.identity.identifiers import is_id_number, is_legacy_id, mask_id
 from idp.messaging.sms import SmsSender
@@ -98,22 +98,14 @@ class ForgotForm(FlaskForm):
     username = StringField(validators=[Length(max=20)])
 
 
-def _key(rid: str) -> str:
-    return "pwreset:" + rid
-
-
-def _save(reset: Reset) -> None:
-    ttl = int(reset.expires_at - time.time())
-    if ttl > 0:
-        runtime().store.set(_key(reset.id), json.dumps(asdict(reset)), ttl)
+RESETS = BrowserRecords("pwreset:", Reset)
+_save = RESETS.save
 
 
 def _load(rid: str) -> Reset:
     """The reset of this browser, or an expiry page."""
-    raw = runtime().store.get(_key(rid)) if 0 < len(rid) <= 64 else None
-    reset = Reset(**json.loads(raw)) if raw else None
-    bid = browser_id(create=False)
-    if reset is None or not bid or not secrets.compare_digest(reset.browser, bid):
+    reset = RESETS.load(rid)
+    if reset is None:
         abort(_expired())
     return reset
 
@@ -353,8 +345,8 @@ def forgot_new(rid: str) -> BaseResponse:
     password_hash = runtime().hashing.hash(form.new_password.data)
     db.session.rollback()
     # Used up before the change, so that a second submission cannot set the password again.
-    raw = runtime().store.take(_key(reset.id))
-    if raw is None or not json.loads(raw)["verified"] or json.loads(raw)["done"]:
+    held = RESETS.take(reset.id)
+    if held is None or not held["verified"] or held["done"]:
         abort(_expired())
     set_password(
         reset.account_id, password_hash, action="password.reset", actor=f"account:{reset.account_id}"

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import re
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Response, abort, g, redirect, render_template, request, url_for
@@ -55,6 +54,7 @@ from idp.flows.pages import (
     otp_refusal,
 )
 from idp.flows.password import POLICY_TEXTS, NewPasswordForm
+from idp.flows.records import BrowserRecords
 from idp.identity.accounts import AlreadyRegistered
 from idp.identity.identifiers import (
     InvalidIdentifier,
@@ -143,22 +143,14 @@ class Registration:
 
 
 # -- the record --------------------------------------------------------------------------------
-def _key(rid: str) -> str:
-    return "register:" + rid
-
-
-def save(reg: Registration) -> None:
-    ttl = int(reg.expires_at - time.time())
-    if ttl > 0:
-        runtime().store.set(_key(reg.id), json.dumps(asdict(reg)), ttl)
+REGISTRATIONS = BrowserRecords("register:", Registration)
+save = REGISTRATIONS.save
 
 
 def load(rid: str) -> Registration:
     """The registration of this browser, or an expiry page."""
-    raw = runtime().store.get(_key(rid)) if 0 < len(rid) <= 64 else None
-    reg = Registration(**json.loads(raw)) if raw else None
-    bid = browser_id(create=False)
-    if reg is None or not bid or not secrets.compare_digest(reg.browser, bid):
+    reg = REGISTRATIONS.load(rid)
+    if reg is None:
         abort(expired())
     interaction(reg.ix_id)  # the sign-in's language, when there is one
     return reg
@@ -672,7 +664,7 @@ def create_account(reg: Registration, password_hash: str) -> BaseResponse | None
         )
     except AlreadyRegistered:
         db.session.rollback()
-        runtime().store.delete(_key(reg.id))
+        REGISTRATIONS.forget(reg.id)
         return already_registered(None, reg.id_number or "")
     reg.account_id = account.id
     return None
@@ -708,8 +700,8 @@ def register_password(rid: str) -> BaseResponse:
         )
     password_hash = runtime().hashing.hash(new)
     # Used up before the account is written, so that a second submission cannot register twice.
-    raw = runtime().store.take(_key(reg.id))
-    if raw is None or json.loads(raw)["done"]:
+    held = REGISTRATIONS.take(reg.id)
+    if held is None or held["done"]:
         abort(expired())
     finish = FINISHERS.get(reg.method, create_account)
     refused = finish(reg, password_hash)

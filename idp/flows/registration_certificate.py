@@ -184,7 +184,7 @@ class SimForm(FlaskForm):
 
 def _forget(reg: Registration) -> None:
     """The registration ends here (already registered, refused on the phone): its record goes."""
-    runtime().store.delete(regflow._key(reg.id))
+    regflow.REGISTRATIONS.forget(reg.id)
 
 
 def _binding(reg: Registration) -> str:
