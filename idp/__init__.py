@@ -68,6 +68,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from idp.messaging.sms import HttpSmsGateway, OutboxSms, SmsSender
     from idp.oidc.keys import KeyStoreError, ensure_secret
     from idp.runtime import Runtime
+    from idp.store import liveness
     from idp.store.ephemeral import create_store
     from idp.store.models import db
     from idp.verifiers import build_registers
@@ -185,6 +186,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["idp"] = rt
 
     db.init_app(app)
+    with app.app_context():
+        liveness.install(db.engine)
     csrf.init_app(app)
     web.install(app)
     try:
@@ -209,7 +212,9 @@ def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 15}}
     return {
-        "pool_pre_ping": True,
+        # Dead connections are found at checkout by their socket (idp.store.liveness), which
+        # costs no round trip; pool_pre_ping's SELECT 1 cost one on every request.
+        "pool_pre_ping": False,
         "pool_size": 5,
         "max_overflow": 5,
         "pool_timeout": 5,

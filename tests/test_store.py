@@ -127,6 +127,14 @@ def test_values_expire(store: EphemeralStore) -> None:
     assert store.set("brief", "w", 60, only_if_absent=True) is True
 
 
+def test_ttl_many_reads_each_key_in_order(store: EphemeralStore) -> None:
+    store.set("short", "x", 30)
+    store.set("long", "y", 300)
+    short, missing, long = store.ttl_many(["short", "missing", "long"])
+    assert 28 <= short <= 30 and missing == -2 and 298 <= long <= 300
+    assert store.ttl_many(["long"])[0] > 290 and store.ttl_many([]) == []
+
+
 def test_get_many_set_many_delete(store: EphemeralStore) -> None:
     store.set_many([("a", "1", 60), ("b", "2", 60)])
     assert store.get_many(["a", "b", "c"]) == ["1", "2", None]
@@ -198,3 +206,38 @@ def test_create_store_chooses_by_url(redis_url: str) -> None:
     assert create_store(None, "p:").shared is False
     redis_store = create_store(redis_url, "p:")
     assert isinstance(redis_store, RedisStore) and redis_store.shared is True
+
+
+def test_connections_the_server_closed_are_replaced_without_an_error(browser: Any, client: Any, app: Any) -> None:
+    """The database closes idp's pooled connections between two requests (a restart, an
+    administrator, a proxy): the next requests are served on fresh connections, not refused."""
+    from sqlalchemy import create_engine, text
+
+    from idp.store.models import db
+    from tests.support.tokens import refresh, sign_in_and_exchange
+
+    tokens, _ = sign_in_and_exchange(browser, scope="openid profile offline_access")
+    # Several pooled connections, all idle in the pool now.
+    for _ in range(3):
+        assert refresh(client, tokens["refresh_token"]).status_code == 200
+    with app.app_context():
+        url = db.engine.url
+        database = url.database
+        pooled = db.engine.pool.checkedin()
+    assert pooled >= 1
+    admin = create_engine(url)
+    with admin.connect() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :db AND pid <> pg_backend_pid()"
+            ),
+            {"db": database},
+        ).scalar()
+    admin.dispose()
+    assert killed >= pooled
+    time.sleep(0.2)  # the server's side closes
+    for _ in range(3):
+        answer = refresh(client, tokens["refresh_token"])
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert client.get("/health/ready").status_code == 200

@@ -44,7 +44,7 @@ class Throttle:
     def locked_for(self, *, name: str | None = None, address: str | None = None) -> int:
         """Seconds until the longest lock among the given subjects ends (0 when none is locked)."""
         subjects = self._subjects(name, address)
-        waits = [self.store.ttl(self._keys(s)[1]) for s in subjects]
+        waits = self.store.ttl_many([self._keys(s)[1] for s in subjects])
         return max([w for w in waits if w > 0], default=0)
 
     def _subjects(self, name: str | None, address: str | None) -> list[str]:

@@ -34,6 +34,7 @@ class EphemeralStore(Protocol):
     def incr(self, key: str, ttl: int) -> int: ...
     def take_quota(self, counters: Sequence[tuple[str, int, int]]) -> tuple[int, int]: ...
     def ttl(self, key: str) -> int: ...
+    def ttl_many(self, keys: Sequence[str]) -> list[int]: ...
     def sadd(self, key: str, member: str, ttl: int) -> None: ...
     def srem(self, key: str, member: str) -> None: ...
     def smembers(self, key: str) -> builtins.set[str]: ...
@@ -150,6 +151,19 @@ class RedisStore:
     def ttl(self, key: str) -> int:
         return int(self._call(self.client.ttl, self._k(key)))
 
+    def ttl_many(self, keys: Sequence[str]) -> list[int]:
+        """The TTLs of several keys in one round trip (-2 for a missing key, as TTL says)."""
+        if len(keys) <= 1:
+            return [self.ttl(k) for k in keys]
+
+        def run() -> list[int]:
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.ttl(self._k(key))
+            return [int(left) for left in pipe.execute()]
+
+        return self._call(run)
+
     def sadd(self, key: str, member: str, ttl: int) -> None:
         def run() -> None:
             pipe = self.client.pipeline(transaction=True)
@@ -262,6 +276,9 @@ class MemoryStore:
             if self._live(key) is None:
                 return -2
             return max(0, int(self._data[key][1] - time.monotonic()))
+
+    def ttl_many(self, keys: Sequence[str]) -> list[int]:
+        return [self.ttl(k) for k in keys]
 
     def sadd(self, key: str, member: str, ttl: int) -> None:
         with self._lock:
