@@ -130,6 +130,25 @@ def test_revoking_stops_the_tokens_and_asks_again(app: Any, browser: Browser, cl
         assert event.client_id == "partner" and event.detail["grants_revoked"] == 1
 
 
+def test_a_code_issued_before_the_revocation_gets_no_tokens(browser: Browser, client: Any) -> None:
+    """The partner holds a code it has not exchanged yet when the person withdraws consent: the
+    code is refused (invalid_grant) and no grant is written, though it is still within its 60 s."""
+    partner_tokens(browser, client)  # consent given once
+    response, auth = browser.start(scope="openid profile phone", **PARTNER)
+    callback = query_of(response.headers["Location"])  # remembered consent: a code at once
+    assert "code" in callback
+    page, _ = consents_page(browser)
+    revoke(browser, page)
+    data = {
+        "grant_type": "authorization_code",
+        "code": callback["code"],
+        "redirect_uri": PARTNER_CALLBACK,
+        "code_verifier": auth.verifier,
+    }
+    refused = client.post("/token", data=data, headers=basic("partner", PARTNER_SECRET))
+    assert refused.status_code == 400 and refused.json["error"] == "invalid_grant", refused.json
+
+
 def test_consenting_again_gives_working_tokens(browser: Browser, client: Any, outbox: Outbox) -> None:
     partner_tokens(browser, client)
     page, _ = consents_page(browser)

@@ -291,3 +291,38 @@ def test_reset_from_a_sign_in_leads_back_to_it(browser: Browser, outbox: Outbox)
     response = browser.submit_otp(response.headers["Location"], outbox.last_code(AN.phone))
     callback = query_of(browser.follow(response).headers["Location"])
     assert "code" in callback
+
+
+def test_a_completed_reset_ends_the_lockout_of_the_number(browser: Browser, app: Any, outbox: Outbox) -> None:
+    """Locked out after wrong passwords, the person resets the password by SMS and can sign in at
+    once; wrong guesses afterwards lock the number again."""
+    start, _ = browser.start()
+    login = start.headers["Location"]
+    for _ in range(app.config["PASSWORD_MAX_FAILURES"]):
+        browser.submit_password(login, AN.username, "Wrong-password-1")
+    locked = browser.submit_password(login, AN.username, AN.password)
+    assert locked.status_code == 429 and "quá nhiều lần" in normalized(locked)
+
+    response = reset_to(browser, AN, NEW_PASSWORD)
+    assert response.status_code == 302, alert(response)
+
+    signed = browser.submit_password(login, AN.username, NEW_PASSWORD)
+    assert signed.status_code == 302 and urlsplit(signed.headers["Location"]).path.endswith("/otp")
+    browser.submit_otp(signed.headers["Location"], outbox.last_code(AN.phone))
+    for _ in range(app.config["PASSWORD_MAX_FAILURES"]):
+        browser.submit_password(login, AN.username, "Wrong-password-1")
+    again = browser.submit_password(login, AN.username, NEW_PASSWORD)
+    assert again.status_code == 429
+
+
+def test_a_completed_reset_keeps_the_lockout_of_the_address(make_app: Any, outbox: Outbox) -> None:
+    """A lockout earned by one client address guessing many numbers is not lifted by one reset."""
+    app = make_app(PASSWORD_MAX_FAILURES=1)
+    browser = Browser(app.test_client(), outbox)
+    start, _ = browser.start()
+    login = start.headers["Location"]
+    for number in ("046090009991", "046090009992", "046090009993", "046090009994"):
+        browser.submit_password(login, number, "Wrong-password-1")
+    assert browser.submit_password(login, AN.username, AN.password).status_code == 429
+    reset_to(browser, AN, NEW_PASSWORD)
+    assert browser.submit_password(login, AN.username, NEW_PASSWORD).status_code == 429

@@ -492,8 +492,12 @@ def account_revoke_consent() -> BaseResponse:
     if not ActionForm().validate_on_submit():
         abort(400)
     client_id = request.form.get("client_id", "")
+    # Locked first: a code exchange under way (which reads it FOR SHARE) either commits its grant
+    # before the grants below are looked for, or waits and then finds no consent.
     consent = db.session.execute(
-        select(Consent).where(Consent.account_id == me.account_id, Consent.client_id == client_id)
+        select(Consent)
+        .where(Consent.account_id == me.account_id, Consent.client_id == client_id)
+        .with_for_update()
     ).scalar_one_or_none()
     if consent is None:
         db.session.rollback()

@@ -55,7 +55,7 @@ from idp.identity.accounts import find_citizen
 from idp.identity.identifiers import is_id_number, is_legacy_id, mask_id
 from idp.messaging.sms import SmsSender
 from idp.runtime import runtime
-from idp.store.models import Account, Phone, db
+from idp.store.models import Account, Person, Phone, db
 
 log = logging.getLogger("idp.password")
 
@@ -354,7 +354,23 @@ def forgot_new(rid: str) -> BaseResponse:
     reset.done = True
     reset.expires_at = time.time() + 600
     _save(reset)
+    # The person proved the registered phone and chose a new password: a lockout earned by wrong
+    # guesses of the old one no longer protects anything, and would keep them out for no reason.
+    # The client address's own lockout stays.
+    for login in _login_names(reset.account_id):
+        runtime().password_throttle.release(login)
     return redirect(url_for("flows.forgot_done", rid=reset.id))
+
+
+def _login_names(account_id: int) -> list[str]:
+    """What a citizen may type to sign in: the 12-digit ID number and a legacy 9-digit CMND."""
+    row = db.session.execute(
+        select(Person.id_number, Person.legacy_id_number)
+        .join(Account, Account.person_id == Person.id)
+        .where(Account.id == account_id)
+    ).one_or_none()
+    db.session.rollback()
+    return [name for name in (row or ()) if name]
 
 
 @bp.get("/password/forgot/<rid>/done")

@@ -69,6 +69,12 @@ class Throttle:
                 started = max(started, seconds)
         return started
 
+    def release(self, name: str) -> None:
+        """End the name's lockout and its failure count at once (the day's level is kept, so that
+        more failures lock it again for longer); for a person who has just proven who they are."""
+        fail_key, lock_key, _ = self._keys(_subject("name", name))
+        self.store.delete(fail_key, lock_key)
+
     def success(self, *, name: str | None = None) -> None:
         """A success clears the name's failure count (the lockout level is kept for the day)."""
         if name:

@@ -299,6 +299,12 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             # Locked or cancelled since the sign-in that produced the code: no tokens.
             db.session.rollback()
             raise InvalidGrantError()
+        if not client.config.first_party and not server.tokens.consent_covers(
+            record.account_id, client.client_id, record.scope
+        ):
+            # The person withdrew their consent after the code was issued: no tokens.
+            db.session.rollback()
+            raise InvalidGrantError()
         try:
             refresh = server.tokens.create_grant(
                 record,

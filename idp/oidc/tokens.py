@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 
 from idp.store.ephemeral import EphemeralStore
-from idp.store.models import Account, Grant, RefreshToken, db, utcnow
+from idp.store.models import Account, Consent, Grant, RefreshToken, db, utcnow
 
 CODE_REPLAY_WINDOW = 600  # seconds a used code is remembered, to recognise replays
 
@@ -161,6 +161,13 @@ _FIND_REFRESH = (
 # the same on every call skips both its construction and SQLAlchemy's adaptation of a cached
 # compilation to a new statement (about a tenth of a refresh grant's CPU when built per call).
 _ACCOUNT_STATUS = select(Account.status).where(Account.id == bindparam("account_id"))
+# FOR SHARE (PostgreSQL): a withdrawal of the consent (which locks it FOR UPDATE) waits for this
+# exchange to commit and then revokes the grant it wrote, or this exchange waits and finds none.
+_CONSENT_SCOPE = (
+    select(Consent.scope)
+    .where(Consent.account_id == bindparam("account_id"), Consent.client_id == bindparam("client_id"))
+    .with_for_update(read=True)
+)
 _INSERT_GRANT = insert(Grant)
 _INSERT_REFRESH = insert(RefreshToken)
 _CONSUME_REFRESH = (
@@ -253,6 +260,13 @@ class TokenService:
     def account_is_active(self, account_id: int) -> bool:
         """Whether the account may still receive tokens (not locked or cancelled)."""
         return _core().execute(_ACCOUNT_STATUS, {"account_id": account_id}).scalar_one_or_none() == "active"
+
+    def consent_covers(self, account_id: int, client_id: str, scope: str) -> bool:
+        """Whether the person's consent to the client still covers `scope` (current transaction)."""
+        granted = _core().execute(
+            _CONSENT_SCOPE, {"account_id": account_id, "client_id": client_id}
+        ).scalar_one_or_none()
+        return granted is not None and set(scope.split()) <= set(granted.split())
 
     def create_grant(
         self, code: CodeRecord, *, offline: bool, lifetime: int, with_refresh: bool
