@@ -58,7 +58,12 @@ def print_registration(idp_url: str) -> None:
     )
     print("   (the USB plugin opens from the registration page's button; the SIM page is a second tab)")
     holders = [
-        (p["full_name"], p["id_number"], p["certificate"], p.get("phones", []))
+        (
+            p["full_name"],
+            f"CMND {p['legacy_id_number']}" if p["certificate"].get("names") == "cmnd" else p["id_number"],
+            p["certificate"],
+            p.get("phones", []),
+        )
         for p in registers["people"]
         if p.get("certificate")
     ] + [

@@ -49,6 +49,8 @@ AN_TOKEN = Holder("046090001234", "Nguyễn Văn An", "046090001234", "123456")
 SEN_VANG = Holder("0100233488", "Công ty TNHH Sen Vàng", "0100233488", "112233")
 HUONG_GIANG = Holder("3301234568", "Công ty Cổ phần Hương Giang Số", "3301234568", "445566")
 BEN_NGU = Holder("3109876545", "Công ty TNHH Dịch vụ Bến Ngự", "3109876545", "778899", "0909555666")
+TAM = Holder("046075031122", "Lương Văn Tâm", "191555222", "975310")  # his certificate: "CMND:191555222"
+TAM_PHONE = "0914222333"
 KHAI = Holder("046095088888", "Đoàn Văn Khải", "046095088888", "000000")  # revoked by the sandbox CA
 HUY_PHONE = "0945678901"
 ADMIN_PHONE = "0905123123"
@@ -241,6 +243,32 @@ def test_citizen_registers_with_the_usb_token(app: Any, browser: Browser, outbox
         assert event is not None and HUY.number not in str(event.detail)
     claims = citizen_id_token(app, outbox, HUY, "+84" + HUY_PHONE[1:])
     assert claims["acr"] == "LoA3"
+
+
+def test_a_certificate_naming_only_an_old_cmnd(app: Any, browser: Browser, outbox: Outbox) -> None:
+    """The certificate names the 9-digit CMND only: the birth date is asked, the population register
+    gives the 12-digit number, and the account keeps both (sign-in with either, LoA3)."""
+    info = usb_verified(browser, "citizen", TAM)
+    page = text_of(browser.client.get(info))
+    assert 'name="birth_date"' in page and TAM.name in page
+    before = written(app)
+    wrong = post_page(browser, info, phone=TAM_PHONE, birth_date="17/08/1975")
+    assert wrong.status_code == 422, text_of(wrong)[:2000]
+    assert "Không tìm thấy dữ liệu dân cư trùng khớp với số chứng minh nhân dân" in alert(wrong)
+    assert written(app) == before
+    otp = location(post_page(browser, info, phone=TAM_PHONE, birth_date="16/08/1975"))
+    assert otp == step(info, "otp"), otp
+    response = post_page(browser, otp, otp=outbox.last_code("+84" + TAM_PHONE[1:]))
+    assert location(response) == step(info, "password")
+    done = finish(browser, step(info, "password"))
+    assert "mức xác minh 3" in text_of(done)
+    with app.app_context():
+        person = db.session.execute(select(Person).where(Person.legacy_id_number == "191555222")).scalar_one()
+        assert (person.id_number, person.loa, person.loa_method) == ("046075031122", 3, "usb")
+        assert person.birth_date.isoformat() == "1975-08-16"
+    for login in ("191555222", "046075031122"):
+        claims = citizen_id_token(app, outbox, Holder(login, TAM.name, login, TAM.pin), "+84" + TAM_PHONE[1:])
+        assert claims["acr"] == "LoA3"
 
 
 def test_an_id_number_registered_already(app: Any, browser: Browser) -> None:

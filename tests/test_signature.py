@@ -706,11 +706,15 @@ def test_the_sandbox_pki(pki: SandboxPki) -> None:
         assert certificate.not_valid_after_utc - certificate.not_valid_before_utc == dt.timedelta(days=730)
         assert certificate.not_valid_before_utc.day == 1
         uid = certificate.subject.get_attributes_for_oid(NameOID.USER_ID)[0].value
-        assert uid == ("CCCD:" if holder.kind == "person" else "MST:") + holder.identifier
+        prefix = "MST:" if holder.kind == "enterprise" else ("CMND:" if holder.legacy else "CCCD:")
+        assert uid == prefix + holder.identifier
         key_file = holder.private_key_path
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         assert key_file.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS#8
     assert pki.holders["0100233488"].email == "lienhe@senvang.example.vn"
+    # A certificate of the older kind names the 9-digit CMND, not the 12-digit number.
+    old_kind = pki.certificate("046075031122").subject.get_attributes_for_oid(NameOID.USER_ID)[0].value
+    assert old_kind == "CMND:191555222"
     assert pki.holder_for_phone("0767890123") == pki.holders[TRANG]
     assert pki.holder_for_phone("+84909555666") == pki.holders["3109876545"]
     assert pki.holder_for_phone("0912345678") is None  # An's phone holds no signing SIM

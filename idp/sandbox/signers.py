@@ -170,7 +170,8 @@ def _holders(device: str) -> list[Holder]:
         if holder.device != device:
             continue
         number = holder.identifier if holder.kind == "enterprise" else mask_id(holder.identifier)
-        label = f"{holder.name} ({_('MST') if holder.kind == 'enterprise' else _('CCCD')} {number})"
+        kind = _("MST") if holder.kind == "enterprise" else (_("CMND") if holder.legacy else _("CCCD"))
+        label = f"{holder.name} ({kind} {number})"
         if holder.revoked:
             label += " – " + _("chứng thư số đã bị thu hồi")
         found.append(Holder(holder.key, label))

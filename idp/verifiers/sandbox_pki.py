@@ -7,7 +7,8 @@ a SIM or a USB token for every fictional person and enterprise of ``registers.js
       holders/<holder key>.pem  .key           subscriber certificates and keys (PKCS#8, mode 0600)
 
 A holder's key is the person's 12-digit ID number or the enterprise's tax code. Persons: CN = full
-name, UID = "CCCD:<id_number>"; enterprises: CN = O = name, UID = "MST:<tax_code>"; the e-mail
+name, UID = "CCCD:<id_number>" (or "CMND:<legacy_id_number>" for a certificate that ``registers.json``
+marks ``"names": "cmnd"``, as CAs issued before the 12-digit number); enterprises: CN = O = name, UID = "MST:<tax_code>"; the e-mail
 address in the subjectAltName when known; keyUsage digitalSignature + nonRepudiation; two years
 from the first day of the month of issue (so that tests see the same dates all month). One extra
 fictional person's certificate is revoked and listed in the licensed CA's CRL.
@@ -83,7 +84,7 @@ class SandboxHolder:
     key: str  # the ID number or the tax code
     kind: str  # "person" | "enterprise"
     name: str
-    identifier: str
+    identifier: str  # what the certificate names: ID number, old CMND number or tax code
     device: str  # "sim" | "usb"
     pin: str
     phone: str | None  # E.164 number of the signing SIM (device "sim")
@@ -91,6 +92,14 @@ class SandboxHolder:
     revoked: bool
     certificate_path: Path
     private_key_path: Path
+    legacy: bool = False  # a person's certificate naming the old 9-digit CMND
+
+    @property
+    def uid(self) -> str:
+        """The subject's UID attribute, as Vietnamese CAs write it."""
+        if self.kind == "enterprise":
+            return f"MST:{self.identifier}"
+        return f"CMND:{self.identifier}" if self.legacy else f"CCCD:{self.identifier}"
 
 
 @dataclass(frozen=True)
@@ -279,11 +288,12 @@ def _holders(directory: Path, registers_file: Path) -> dict[str, SandboxHolder]:
         device = str(certificate["device"])
         phones = entry.get("phones") or [] if kind == "person" else [entry.get("phone")]
         phone_text = next((p for p in phones if p), None)
+        legacy = kind == "person" and certificate.get("names") == "cmnd"
         holders[key] = SandboxHolder(
             key=key,
             kind=kind,
             name=normalize_name(str(entry["full_name"] if kind == "person" else entry["name"])),
-            identifier=key,
+            identifier=str(entry["legacy_id_number"]) if legacy else key,
             device=device,
             pin=str(certificate["pin"]),
             phone=normalize_phone(phone_text) if device == "sim" and phone_text else None,
@@ -291,6 +301,7 @@ def _holders(directory: Path, registers_file: Path) -> dict[str, SandboxHolder]:
             revoked=revoked,
             certificate_path=directory / "holders" / f"{key}.pem",
             private_key_path=directory / "holders" / f"{key}.key",
+            legacy=legacy,
         )
     return holders
 
@@ -472,9 +483,9 @@ def holder_subject(holder: SandboxHolder) -> x509.Name:
         return _name(
             (NameOID.ORGANIZATION_NAME, holder.name),
             (NameOID.COMMON_NAME, holder.name),
-            (NameOID.USER_ID, f"MST:{holder.identifier}"),
+            (NameOID.USER_ID, holder.uid),
         )
-    return _name((NameOID.COMMON_NAME, holder.name), (NameOID.USER_ID, f"CCCD:{holder.identifier}"))
+    return _name((NameOID.COMMON_NAME, holder.name), (NameOID.USER_ID, holder.uid))
 
 
 def _ensure_subscriber(
