@@ -349,7 +349,9 @@ def account_client(issuer: str) -> ClientConfig:
 def load_clients(path: Path, environ: Mapping[str, str]) -> dict[str, ClientConfig]:
     """Parse and validate the whole file; the first problem raises ClientConfigError."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's loader when PyYAML has it (its wheels do): the same safe subset, ten times faster.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a safe loader
     except FileNotFoundError:
         raise ClientConfigError(f"{path}: file not found (set IDP_CLIENTS_FILE)") from None
     except yaml.YAMLError as exc:
