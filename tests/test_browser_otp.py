@@ -218,12 +218,12 @@ def test_a_remembered_device_skips_the_otp_at_loa1_and_steps_up(page: Any, stack
     shots.take(page, "portal-loa1-remembered-device")
     assert (acr, amr) == ("LoA1", ["pwd"])
     assert stack.outbox.count(BINH.phone) == sent
-    # A portal demanding LoA3 (an essential acr): the OTP is asked anyway, then LoA3.
+    # A portal demanding LoA3 (an essential acr): a step-up, only the OTP is asked (no password
+    # page: the SSO session has it), then LoA3.
     claims = json.dumps({"id_token": {"acr": {"essential": True, "values": ["LoA3"]}}})
     page.goto(stack.portal_url + "/login?door=citizen&claims=" + quote(claims))
-    page.wait_for_url(re.compile(r"/citizen$"))
-    citizen_password(page, BINH.username, BINH.password)
     page.wait_for_url(re.compile(r"/otp"))
+    assert stack.outbox.count(BINH.phone) == sent + 1
     shots.take(page, "step-up-otp")
     assert "Thiết bị này đã được ghi nhớ" in page.locator("#remembered-note").inner_text()
     enter_otp(page, stack.outbox.last_code(BINH.phone))

@@ -372,22 +372,82 @@ def test_a_relying_party_that_accepts_loa1_lets_the_otp_be_skipped(
 def test_an_loa1_session_is_stepped_up_when_another_portal_needs_more(
     browser: Browser, outbox: Outbox
 ) -> None:
-    """SSO: a portal demanding LoA3 after a remembered-device sign-in sends the person through the
-    OTP (not through a failure), and the SSO session is LoA3 afterwards."""
+    """SSO: a portal demanding LoA3 after a remembered-device sign-in (password alone, LoA1) asks
+    only for what is missing — the OTP, sent at once to the same person's phone, no password page —
+    and the SSO session is LoA3 afterwards, for every portal."""
+    from idp.store.models import AuditEvent, db
+
     sign_in_remembering(browser, BINH)
     response, auth = sign_in_again(browser, BINH)
-    assert finish(browser, response, auth)["acr"] == "LoA1"
+    first = finish(browser, response, auth)
+    assert first["acr"] == "LoA1" and first["amr"] == ["pwd"]
+    sent = outbox.count(BINH.phone)
     response, auth = browser.start(client_id="strict-portal", redirect_uri=CALLBACKS["strict-portal"])
-    assert response.status_code == 302 and "/login/" in response.headers["Location"]
-    login = urlsplit(response.headers["Location"]).path
-    response = post_password(browser, login + "/citizen", BINH.username, BINH.password)
-    assert not skipped_the_otp(response)
+    assert response.status_code == 302
     path = urlsplit(response.headers["Location"]).path
+    assert path.startswith("/login/") and path.endswith("/otp"), path  # straight to the OTP
+    assert outbox.count(BINH.phone) == sent + 1
+    page = html_of(browser.client.get(path))
+    assert "cổng dịch vụ này cần mức bảo đảm cao hơn" in page and "Đăng nhập bằng tài khoản khác" in page
     claims = finish(browser, post_otp(browser, path, outbox.last_code(BINH.phone)), auth, "strict-portal")
-    assert claims["acr"] == "LoA3"
-    # The portal that took LoA1 now gets the stronger session by SSO.
-    callback, auth = browser.sign_in(BINH.username, BINH.password)
+    assert claims["acr"] == "LoA3" and "otp" in claims["amr"] and claims["sub"] == first["sub"]
+    assert claims["sid"] == first["sid"]  # the same SSO session, stronger now
+    # The portal that took LoA1 now gets the stronger session by SSO, without signing in.
+    response, auth = browser.start()
+    callback = query_of(browser.follow(response).headers["Location"])
     assert tokens_of(browser, callback, auth)["acr"] == "LoA3"
+    app = browser.client.application
+    with app.app_context():
+        event = (
+            db.session.execute(
+                select(AuditEvent).where(AuditEvent.action == "signin").order_by(AuditEvent.id.desc())
+            )
+            .scalars()
+            .first()
+        )
+        assert event is not None and event.detail.get("step_up") is True and event.detail["acr"] == "LoA3"
+
+
+def test_a_wrong_otp_at_a_step_up_changes_nothing(browser: Browser, outbox: Outbox) -> None:
+    """The step-up's OTP follows the OTP rules; until it is right the session stays LoA1, and a
+    portal that asks with prompt=none is told login_required, not given the weaker session."""
+    sign_in_remembering(browser, BINH)
+    finish(browser, *sign_in_again(browser, BINH))
+    response, _ = browser.start(client_id="strict-portal", redirect_uri=CALLBACKS["strict-portal"])
+    path = urlsplit(response.headers["Location"]).path
+    wrong = post_otp(browser, path, "000000" if outbox.last_code(BINH.phone) != "000000" else "111111")
+    assert wrong.status_code == 401
+    response, _ = browser.start(
+        client_id="strict-portal", redirect_uri=CALLBACKS["strict-portal"], prompt="none"
+    )
+    assert query_of(response.headers["Location"])["error"] == "login_required"
+
+
+def test_someone_else_can_sign_in_instead_of_the_step_up(browser: Browser, outbox: Outbox) -> None:
+    """On a shared browser the step-up's OTP page offers another account: the whole sign-in, and
+    the portal receives that person."""
+    sign_in_remembering(browser, BINH)
+    binh = finish(browser, *sign_in_again(browser, BINH))
+    essential = json.dumps({"id_token": {"acr": {"essential": True, "values": ["LoA2"]}}})
+    response, auth = browser.start(claims=essential)
+    otp_path = urlsplit(response.headers["Location"]).path
+    assert otp_path.endswith("/otp")
+    response = post_password(browser, otp_path.rsplit("/", 1)[0] + "/citizen", CUC.username, CUC.password)
+    path = urlsplit(response.headers["Location"]).path
+    assert path == otp_path
+    claims = finish(browser, post_otp(browser, path, outbox.last_code(CUC.phone)), auth)
+    assert claims["acr"] == "LoA2" and claims["sub"] != binh["sub"]
+    from idp.store.models import AuditEvent, db
+
+    with browser.client.application.app_context():
+        event = (
+            db.session.execute(
+                select(AuditEvent).where(AuditEvent.action == "signin").order_by(AuditEvent.id.desc())
+            )
+            .scalars()
+            .first()
+        )
+        assert event is not None and "step_up" not in event.detail  # Cúc signed in, nothing stepped up
 
 
 def test_a_remembered_browser_still_needs_the_right_password(browser: Browser, outbox: Outbox) -> None:

@@ -208,7 +208,9 @@ def test_create_store_chooses_by_url(redis_url: str) -> None:
     assert isinstance(redis_store, RedisStore) and redis_store.shared is True
 
 
-def test_connections_the_server_closed_are_replaced_without_an_error(browser: Any, client: Any, app: Any) -> None:
+def test_connections_the_server_closed_are_replaced_without_an_error(
+    browser: Any, client: Any, app: Any
+) -> None:
     """The database closes idp's pooled connections between two requests (a restart, an
     administrator, a proxy): the next requests are served on fresh connections, not refused."""
     from sqlalchemy import create_engine, text

@@ -25,10 +25,10 @@ from idp.flows.pages import (
     page,
 )
 from idp.identity import remembered_devices
-from idp.identity.accounts import find_citizen, verified_phones
+from idp.identity.accounts import CITIZEN, find_citizen, verified_phones
 from idp.identity.identifiers import is_id_number, is_legacy_id, mask_phone
 from idp.runtime import runtime
-from idp.store.models import Phone, db
+from idp.store.models import Account, Phone, db
 
 OTP_PURPOSE = "login"
 LOGIN_AMR = ["pwd", "otp", "sms", "mfa"]
@@ -97,6 +97,7 @@ def citizen(ix_id: str) -> BaseResponse:
         return page("citizen_login.html", ix, status=401, form=form, error=error)
     rt.password_throttle.success(name=lock_name)
     captcha.sign_in_succeeded(username)
+    ix.extra.pop("step_up", None)  # a whole sign-in now, not the step-up this interaction began with
     if account.status != "active":
         db.session.rollback()
         return page(
@@ -177,6 +178,23 @@ def start_otp(ix: Interaction, account_id: int, phone: str) -> BaseResponse:
     if error:
         return _otp_page(ix, status=429, error=error)
     return redirect(url_for("flows.otp", ix_id=ix.id))
+
+
+def begin_step_up(ix: Interaction, account_id: int, amr: list[str]) -> BaseResponse | None:
+    """The SSO session's sign-in was the password alone (a remembered browser: LoA1) and this portal
+    needs more: ask only for the OTP, on the same person's phone, instead of the whole sign-in again.
+    None when that does not apply (another kind of account, no phone): the caller opens the sign-in.
+    The OTP page keeps "Đăng nhập bằng tài khoản khác" for whoever is not that person."""
+    if list(amr) != remember.SKIPPED_OTP_AMR:
+        return None
+    account = db.session.get(Account, account_id)
+    eligible = account is not None and account.kind == CITIZEN and account.status == "active"
+    phones = verified_phones(account) if account is not None and eligible else []
+    db.session.rollback()
+    if not phones:
+        return None
+    ix.extra["step_up"] = True
+    return start_otp(ix, account_id, phones[0])
 
 
 # -- citizen door: OTP -------------------------------------------------------------------------

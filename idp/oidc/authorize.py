@@ -208,6 +208,9 @@ def run_checks(request: OAuth2Request, ctx: AuthorizationContext, server: Any) -
 class Decision:
     action: str  # "issue", "login", "consent", "error"
     error: Exception | None = None
+    # "login" because the session's sign-in is too weak for this request, though the same person
+    # could reach the level: the flows may ask only for what is missing (a step-up).
+    step_up: bool = False
 
 
 def decide(
@@ -252,7 +255,9 @@ def decide(
             return Decision(
                 "error", UnmetAuthenticationRequirementsError("the sign-in did not reach the required acr")
             )
-        return need_login(LoginRequiredError("a stronger sign-in is required"))
+        if passive:
+            return Decision("error", LoginRequiredError("a stronger sign-in is required"))
+        return Decision("login", step_up=True)
     if (
         not ctx.client.config.first_party
         and not consent_given

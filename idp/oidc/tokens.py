@@ -263,9 +263,11 @@ class TokenService:
 
     def consent_covers(self, account_id: int, client_id: str, scope: str) -> bool:
         """Whether the person's consent to the client still covers `scope` (current transaction)."""
-        granted = _core().execute(
-            _CONSENT_SCOPE, {"account_id": account_id, "client_id": client_id}
-        ).scalar_one_or_none()
+        granted = (
+            _core()
+            .execute(_CONSENT_SCOPE, {"account_id": account_id, "client_id": client_id})
+            .scalar_one_or_none()
+        )
         return granted is not None and set(scope.split()) <= set(granted.split())
 
     def create_grant(

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.flows.browser import SSO_COOKIE, browser_id
+from idp.flows.citizen import begin_step_up
 from idp.flows.devices import this_device
 from idp.flows.interaction import Interaction
 from idp.identity import audit
@@ -305,7 +306,10 @@ def _proceed(
                 door="register" if "create" in ctx.prompts else (params.get("door") or "")[:40] or None,
             )
         endpoint = "flows.login" if decision.action == "login" else "flows.consent"
-        response = redirect(url_for(endpoint, ix_id=ix.id), 302)
+        stepped = None
+        if decision.step_up and sso is not None and ix.pending_account_id is None:
+            stepped = begin_step_up(ix, sso.account_id, sso.amr)
+        response = stepped or redirect(url_for(endpoint, ix_id=ix.id), 302)
     else:
         assert sso is not None
         response = _issue_code(grant, ctx, sso, params)
