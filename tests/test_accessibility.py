@@ -9,9 +9,11 @@ themselves are checked by tests/test_browser.py.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -114,6 +116,26 @@ def otp_wrong(page: Any, stack: DemoStack) -> None:
     page.get_by_role("button", name="Xác nhận").click()
     page.wait_for_load_state()
     assert page.locator("[role=alert]").count() == 1
+
+
+def otp_step_up(page: Any, stack: DemoStack) -> None:
+    """A remembered browser's password-only session (LoA1) meets a portal that needs LoA2: the OTP
+    page asks the person to request the code (opening it sends nothing)."""
+    otp(page, stack)
+    page.fill("input[name=otp]", stack.outbox.last_code(AN.phone))
+    page.get_by_label(re.compile("Ghi nhớ thiết bị này")).check()
+    page.get_by_role("button", name="Xác nhận").click()
+    page.wait_for_url(re.compile("^" + re.escape(stack.portal_url) + "/"))
+    with page.expect_navigation():
+        page.get_by_role("link", name="Đăng xuất").click()
+    page.get_by_role("link", name="Đăng nhập").click()
+    choose_citizen_door(page)
+    submit_password(page, AN)  # the remembered browser: no OTP, LoA1
+    page.wait_for_url(re.compile("^" + re.escape(stack.portal_url) + "/"))
+    claims = json.dumps({"id_token": {"acr": {"essential": True, "values": ["LoA2"]}}})
+    page.goto(stack.portal_url + "/login?claims=" + quote(claims))
+    page.wait_for_url(re.compile(r"/otp$"))
+    assert page.get_by_role("button", name="Gửi mã OTP").count() == 1
 
 
 def otp_two_phones(page: Any, stack: DemoStack) -> None:
@@ -531,6 +553,7 @@ PAGES: list[tuple[str, Callable[[Any, DemoStack], None]]] = [
     ("otp", otp),
     ("otp-wrong", otp_wrong),
     ("otp-two-phones", otp_two_phones),
+    ("otp-step-up", otp_step_up),
     ("door-national-portal", door("national-portal")),
     ("door-vneid", door("vneid")),
     ("organization", door("organization")),

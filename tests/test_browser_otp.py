@@ -223,6 +223,10 @@ def test_a_remembered_device_skips_the_otp_at_loa1_and_steps_up(page: Any, stack
     claims = json.dumps({"id_token": {"acr": {"essential": True, "values": ["LoA3"]}}})
     page.goto(stack.portal_url + "/login?door=citizen&claims=" + quote(claims))
     page.wait_for_url(re.compile(r"/otp"))
+    shots.take(page, "step-up-ask-for-the-code")
+    assert stack.outbox.count(BINH.phone) == sent  # nothing sent before the person asks
+    page.get_by_role("button", name="Gửi mã OTP").click()
+    page.wait_for_url(re.compile(r"/otp\?sent=1"))
     assert stack.outbox.count(BINH.phone) == sent + 1
     shots.take(page, "step-up-otp")
     assert "Thiết bị này đã được ghi nhớ" in page.locator("#remembered-note").inner_text()

@@ -385,10 +385,17 @@ def test_an_loa1_session_is_stepped_up_when_another_portal_needs_more(
     response, auth = browser.start(client_id="strict-portal", redirect_uri=CALLBACKS["strict-portal"])
     assert response.status_code == 302
     path = urlsplit(response.headers["Location"]).path
-    assert path.startswith("/login/") and path.endswith("/otp"), path  # straight to the OTP
-    assert outbox.count(BINH.phone) == sent + 1
+    assert path.startswith("/login/") and path.endswith("/otp"), path  # straight to the OTP page
+    # Opening it sends nothing (any site can open an authorization): the person asks for the code.
     page = html_of(browser.client.get(path))
-    assert "cổng dịch vụ này cần mức bảo đảm cao hơn" in page and "Đăng nhập bằng tài khoản khác" in page
+    assert outbox.count(BINH.phone) == sent
+    assert "Cổng dịch vụ này cần mức bảo đảm cao hơn lần đăng nhập trước của bạn" in page
+    assert "không cần nhập lại mật khẩu" in page and "Đăng nhập bằng tài khoản khác" in page
+    assert 'name="otp"' not in page and 'name="password"' not in page
+    asked = resend(browser, path)
+    assert asked.status_code == 302 and outbox.count(BINH.phone) == sent + 1
+    page = html_of(browser.client.get(asked.headers["Location"]))
+    assert 'name="otp"' in page and "Thiết bị này đã được ghi nhớ, nhưng cổng dịch vụ này cần" in page
     claims = finish(browser, post_otp(browser, path, outbox.last_code(BINH.phone)), auth, "strict-portal")
     assert claims["acr"] == "LoA3" and "otp" in claims["amr"] and claims["sub"] == first["sub"]
     assert claims["sid"] == first["sid"]  # the same SSO session, stronger now
@@ -415,6 +422,7 @@ def test_a_wrong_otp_at_a_step_up_changes_nothing(browser: Browser, outbox: Outb
     finish(browser, *sign_in_again(browser, BINH))
     response, _ = browser.start(client_id="strict-portal", redirect_uri=CALLBACKS["strict-portal"])
     path = urlsplit(response.headers["Location"]).path
+    assert resend(browser, path).status_code == 302
     wrong = post_otp(browser, path, "000000" if outbox.last_code(BINH.phone) != "000000" else "111111")
     assert wrong.status_code == 401
     response, _ = browser.start(

@@ -184,7 +184,10 @@ def begin_step_up(ix: Interaction, account_id: int, amr: list[str]) -> BaseRespo
     """The SSO session's sign-in was the password alone (a remembered browser: LoA1) and this portal
     needs more: ask only for the OTP, on the same person's phone, instead of the whole sign-in again.
     None when that does not apply (another kind of account, no phone): the caller opens the sign-in.
-    The OTP page keeps "Đăng nhập bằng tài khoản khác" for whoever is not that person."""
+
+    This runs on GET /authorize, which any site can make a browser open: so nothing is sent here.
+    The OTP page asks the person to press "Gửi mã OTP" (a POST with its CSRF token), and keeps
+    "Đăng nhập bằng tài khoản khác" for whoever is not that person."""
     if list(amr) != remember.SKIPPED_OTP_AMR:
         return None
     account = db.session.get(Account, account_id)
@@ -194,7 +197,9 @@ def begin_step_up(ix: Interaction, account_id: int, amr: list[str]) -> BaseRespo
     if not phones:
         return None
     ix.extra["step_up"] = True
-    return start_otp(ix, account_id, phones[0])
+    ix.pending_account_id, ix.otp_phone, ix.otp_challenge = account_id, phones[0], None
+    runtime().interactions.save(ix)
+    return redirect(url_for("flows.otp", ix_id=ix.id))
 
 
 # -- citizen door: OTP -------------------------------------------------------------------------
@@ -239,6 +244,8 @@ def _otp_page(
         device_remembered=remember.remembered(ix.pending_account_id) is not None,
         phone=mask_phone(ix.otp_phone or ""),
         code_sent=bool(ix.otp_challenge),
+        # A step-up sends nothing until the person asks (see begin_step_up).
+        step_up_unsent=bool(ix.extra.get("step_up")) and not ix.otp_challenge,
         lifetime_minutes=minutes(rt.config["OTP_LIFETIME"]),
         resend_wait=rt.otp.cooldown_left(ix.pending_account_id, ix.id),
         sends_left=max(0, daily - rt.otp.sent_today(ix.pending_account_id)),
