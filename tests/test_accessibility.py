@@ -138,6 +138,14 @@ def otp_step_up(page: Any, stack: DemoStack) -> None:
     assert page.get_by_role("button", name="Gửi mã OTP").count() == 1
 
 
+def level_required(page: Any, stack: DemoStack) -> None:
+    """An (LoA2) signed in meets a portal demanding LoA3: the page offering to raise the level."""
+    sign_in_at_portal(page, stack, AN)
+    claims = json.dumps({"id_token": {"acr": {"essential": True, "values": ["LoA3"]}}})
+    page.goto(stack.portal_url + "/login?claims=" + quote(claims))
+    page.wait_for_selector("#raise-level")
+
+
 def otp_two_phones(page: Any, stack: DemoStack) -> None:
     """Cúc has two phones: the page offers the other one."""
     citizen(page, stack)
@@ -554,6 +562,7 @@ PAGES: list[tuple[str, Callable[[Any, DemoStack], None]]] = [
     ("otp-wrong", otp_wrong),
     ("otp-two-phones", otp_two_phones),
     ("otp-step-up", otp_step_up),
+    ("level-required", level_required),
     ("door-national-portal", door("national-portal")),
     ("door-vneid", door("vneid")),
     ("organization", door("organization")),

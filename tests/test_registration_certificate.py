@@ -39,7 +39,7 @@ from tests.support.signing import (
     send,
     sim_answer,
 )
-from tests.support.tokens import exchange, userinfo, verify_jwt
+from tests.support.tokens import CALLBACKS, exchange, userinfo, verify_jwt
 from tests.test_logout import claims_of, sign_in_portal
 
 # The sandbox PKI's holders (registers.json: the `certificate` entries).
@@ -520,6 +520,51 @@ def test_an_raises_his_level_with_the_usb_token(app: Any, browser: Browser, outb
     assert alert(send(browser, signed)) == refusal("CHALLENGE")
     # The next sign-in's ID token carries LoA3.
     claims = claims_of(app.test_client(), sign_in_portal(fresh(app, outbox), AN)["id_token"])
+    assert claims["acr"] == "LoA3"
+
+
+def test_a_portal_demanding_level_3_lets_an_raise_his_level_and_continue(
+    app: Any, browser: Browser, outbox: Outbox
+) -> None:
+    """DESIGN §4's offered step-up: An (LoA2, signed in at the portal) opens a portal that demands
+    LoA3; the page offers the raise; he signs with his USB token on /account/assurance, continues,
+    and the portal receives LoA3 in the same SSO session, without signing in again."""
+    import html
+    import re
+
+    first, auth = browser.sign_in(AN.username, AN.password)
+    portal_claims = verify_jwt(
+        browser.client, exchange(browser.client, first["code"], auth).json["id_token"]
+    )[1]
+    assert portal_claims["acr"] == "LoA2"
+    response, auth = browser.start(client_id="strict-portal", redirect_uri=CALLBACKS["strict-portal"])
+    assert response.status_code == 403
+    link = re.search(r'id="raise-level" href="([^"]+)"', text_of(response))
+    assert link is not None
+    page = open_account(browser, AN, html.unescape(link.group(1)))
+    assert page.request.path == "/account/assurance"
+    assert "Sau khi nâng mức xác minh, bạn có thể tiếp tục đăng nhập vào Cổng yêu cầu mức 3" in text_of(page)
+    assert 'id="continue-sign-in"' not in text_of(page)  # not before the raise
+    start = browser.client.post("/account/assurance/usb", data={"csrf_token": csrf_of(text_of(page))})
+    response = send(browser, plugin_sign(browser, location(start), AN_TOKEN))
+    page = browser.client.get(response.headers["Location"])
+    assert "Đã nâng mức xác minh lên mức 3" in text_of(page)
+    cont = re.search(r'id="continue-sign-in" href="([^"]+)"', text_of(page))
+    assert cont is not None and "Tiếp tục đăng nhập vào Cổng yêu cầu mức 3" in text_of(page)
+    response = browser.follow(browser.client.get(html.unescape(cont.group(1))))
+    callback = query_of(response.headers["Location"])
+    assert response.headers["Location"].startswith(CALLBACKS["strict-portal"] + "?") and "code" in callback
+    assert callback["state"] == auth.params["state"]
+    tokens = exchange(browser.client, callback["code"], auth, "strict-portal")
+    claims = verify_jwt(browser.client, tokens.json["id_token"])[1]
+    assert (
+        claims["acr"] == "LoA3"
+        and claims["sid"] == portal_claims["sid"]
+        and claims["sub"] == portal_claims["sub"]
+    )
+    # The first portal, by SSO, now gets LoA3 too.
+    again, auth = browser.sign_in(AN.username, AN.password)
+    claims = verify_jwt(browser.client, exchange(browser.client, again["code"], auth).json["id_token"])[1]
     assert claims["acr"] == "LoA3"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,7 +17,7 @@ from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import update
 
 from tests.support.clients import PORTAL_CALLBACK, PORTAL_SECRET, POST_SECRET
-from tests.support.driver import Browser, basic, query_of
+from tests.support.driver import Browser, basic, csrf_of, query_of
 from tests.support.outbox import Outbox
 from tests.support.people import AN, BINH
 
@@ -315,8 +316,34 @@ def test_ui_locales_default_is_vietnamese(browser: Browser) -> None:
 
 
 # -- assurance levels -------------------------------------------------------------------------
+def sign_in_until_answered(browser: Browser, person: Any, **start: Any) -> tuple[Any, Any]:
+    """A whole sign-in up to idp's last answer: (that response, the authorization)."""
+    response, auth = browser.start(**start)
+    response = browser.submit_password(
+        browser.follow(response).request.path, person.username, person.password
+    )
+    response = browser.submit_otp(response.headers["Location"], browser.outbox.last_code(person.phone))
+    return browser.follow(response), auth
+
+
+def decline_raise(browser: Browser, response: Any, portal: str) -> dict[str, str]:
+    """The "level too low" page (a citizen at LoA2, a portal demanding LoA3) says so, offers the
+    raise, and its "Quay lại" button sends the portal unmet_authentication_requirements."""
+    assert response.status_code == 403, response.get_data(as_text=True)[:800]
+    page = response.get_data(as_text=True)
+    assert "Cần tài khoản đã xác minh mức 3" in page and "Tài khoản của bạn đang ở mức 2" in page
+    assert 'id="raise-level" href="/account/assurance?ix=' in page and f"Quay lại {portal}" in page
+    action = re.search(r'action="(/authorize/unmet/[^"]+)"', page)
+    assert action is not None
+    assert browser.client.post(action.group(1), data={}).status_code == 400  # CSRF token required
+    answer = browser.client.post(action.group(1), data={"csrf_token": csrf_of(page)})
+    assert answer.status_code == 302
+    return query_of(answer.headers["Location"])
+
+
 def test_essential_acr_above_the_person_is_unmet_never_lower(browser: Browser) -> None:
-    callback, auth = browser.sign_in(AN.username, AN.password, claims=ESSENTIAL_LOA3)
+    response, auth = sign_in_until_answered(browser, AN, claims=ESSENTIAL_LOA3)
+    callback = decline_raise(browser, response, "Cổng Dịch vụ công tỉnh")
     assert callback["error"] == "unmet_authentication_requirements", callback
     assert "code" not in callback
     assert callback["state"] == auth.params["state"] and callback["iss"] == ISSUER
@@ -324,9 +351,13 @@ def test_essential_acr_above_the_person_is_unmet_never_lower(browser: Browser) -
 
 def test_essential_acr_with_a_session_below_it_is_unmet(browser: Browser, client: Any) -> None:
     sign_in_claims(browser, client)
-    for extra in ({}, {"prompt": "none"}):
-        callback, _ = passive(browser, "portal-post", ONEGATE, claims=ESSENTIAL_LOA3, **extra)
-        assert callback["error"] == "unmet_authentication_requirements", callback
+    callback, _ = passive(browser, "portal-post", ONEGATE, claims=ESSENTIAL_LOA3, prompt="none")
+    assert callback["error"] == "unmet_authentication_requirements", callback
+    response, auth = browser.start(client_id="portal-post", redirect_uri=ONEGATE, claims=ESSENTIAL_LOA3)
+    callback = decline_raise(browser, response, "Cổng một cửa")
+    assert (
+        callback["error"] == "unmet_authentication_requirements" and callback["state"] == auth.params["state"]
+    )
 
 
 def test_essential_acr_met_by_a_level_3_person(browser: Browser, client: Any) -> None:
@@ -340,6 +371,11 @@ def test_essential_acr_met_by_a_level_3_person(browser: Browser, client: Any) ->
     ids=["LoA2-refused", "LoA3-admitted"],
 )
 def test_require_acr_client(browser: Browser, client: Any, person: Any, expected: str | None) -> None:
+    if expected:
+        response, _ = sign_in_until_answered(browser, person, client_id="strict-portal", redirect_uri=STRICT)
+        callback = decline_raise(browser, response, "Cổng yêu cầu mức 3")
+        assert callback["error"] == expected and "code" not in callback
+        return
     callback, auth = browser.sign_in(
         person.username,
         person.password,
@@ -347,9 +383,6 @@ def test_require_acr_client(browser: Browser, client: Any, person: Any, expected
         client_id="strict-portal",
         redirect_uri=STRICT,
     )
-    if expected:
-        assert callback["error"] == expected and "code" not in callback
-        return
     claims = id_token_claims(
         client, tokens(client, "strict-portal", callback, auth.verifier, STRICT)["id_token"]
     )

@@ -17,7 +17,7 @@ import secrets
 import time
 from typing import Any
 
-from flask import Response, abort, jsonify, redirect, render_template, request, url_for
+from flask import Response, abort, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -26,6 +26,8 @@ from wtforms import StringField
 from wtforms.validators import Length
 
 from idp.flows.account import current_person, signed_in, vietnam_time
+from idp.flows.browser import browser_id, sso_cookie
+from idp.flows.interaction import Interaction
 from idp.flows.pages import ActionForm, bp, client_address, lockout_message
 from idp.flows.registration_certificate import (
     POLL_SECONDS,
@@ -39,6 +41,7 @@ from idp.flows.registration_certificate import (
     usb_context,
     verify_signed,
 )
+from idp.identity.assurance import session_acr
 from idp.identity.identifiers import InvalidIdentifier, mask_phone, normalize_phone
 from idp.identity.registration import IdentityMismatch, proofs_of, raise_assurance
 from idp.runtime import runtime
@@ -130,6 +133,7 @@ def _page(status: int = 200, *, error: str | None = None, **context: Any) -> Bas
             }
         ]
     can_raise = bool(person.id_number) and person.loa < 3 and account.kind == "citizen"
+    waiting = _waiting_sign_in()
     done = request.args.get("done", "")
     notice = str(NOTICES[done]) if done in NOTICES else None
     if done == "expired":
@@ -146,15 +150,42 @@ def _page(status: int = 200, *, error: str | None = None, **context: Any) -> Bas
         error=error,
         notice=notice,
         field_errors=context.pop("field_errors", {}),
+        # The portal sign-in that sent the person here, and whether the new level now meets it.
+        waiting_portal=waiting.client_name if waiting else None,
+        continue_url=(
+            url_for("oidc.resume", ix_id=waiting.id)
+            if waiting and person.loa >= int(waiting.extra["raise_to"])
+            else None
+        ),
         **context,
     )
     db.session.rollback()
     return Response(body, status=status, mimetype="text/html")
 
 
+CONTINUE_KEY = "assurance_continue"
+
+
+def _waiting_sign_in() -> Interaction | None:
+    """A portal's sign-in waiting for this raise (the "level too low" page links here with ?ix=)."""
+    ix_id = session.get(CONTINUE_KEY)
+    if not ix_id:
+        return None
+    ix = runtime().interactions.load(ix_id, browser_id(create=False))
+    if ix is None or not ix.extra.get("raise_to"):
+        session.pop(CONTINUE_KEY, None)
+        return None
+    return ix
+
+
 @bp.get("/account/assurance")
 @signed_in
 def account_assurance() -> BaseResponse:
+    ix_id = request.args.get("ix", "")[:64]
+    if ix_id:
+        ix = runtime().interactions.load(ix_id, browser_id(create=False))
+        if ix is not None and ix.extra.get("raise_to"):
+            session[CONTINUE_KEY] = ix.id
     return _page()
 
 
@@ -383,4 +414,12 @@ def _accept(aid: str, state: dict[str, Any], signature: bytes, chain: ChainInput
         log.info("assurance for account %s: the certificate names another ID number", me.account_id)
         return _page(422, error=str(MISMATCH))
     log.info("assurance for account %s: level %s -> %s by %s", me.account_id, before, level, state["method"])
+    if level > before:
+        # This session's acr is the lower of the identity's level and its sign-in's strength
+        # (DESIGN §4): the identity just rose, so does the session, for every portal it serves next.
+        cookie, sso = sso_cookie(), me.session
+        if cookie:
+            runtime().sessions.reauthenticate(
+                cookie, sso, auth_time=sso.auth_time, acr=session_acr(level, sso.amr), amr=sso.amr, loa=level
+            )
     return redirect(url_for("flows.account_assurance", done="raised" if level > before else "confirmed"), 303)

@@ -211,6 +211,9 @@ class Decision:
     # "login" because the session's sign-in is too weak for this request, though the same person
     # could reach the level: the flows may ask only for what is missing (a step-up).
     step_up: bool = False
+    # "error" because the person's identity is proven below the level asked: the person may be
+    # offered to raise it (a certificate signature) before the portal hears the error.
+    identity_too_low: bool = False
 
 
 def decide(
@@ -249,7 +252,9 @@ def decide(
         ceiling = LEVEL_ACR.get(max(1, min(session.loa, 3)), "LoA1")
         if not satisfies(ceiling, ctx.required_acr):
             return Decision(
-                "error", UnmetAuthenticationRequirementsError("the identity is below the required acr")
+                "error",
+                UnmetAuthenticationRequirementsError("the identity is below the required acr"),
+                identity_too_low=not passive,
             )
         if fresh_login:
             return Decision(

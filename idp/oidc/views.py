@@ -14,7 +14,18 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
-from flask import Blueprint, Response, current_app, g, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -23,11 +34,13 @@ from idp.flows.browser import SSO_COOKIE, browser_id
 from idp.flows.citizen import begin_step_up
 from idp.flows.devices import this_device
 from idp.flows.interaction import Interaction
+from idp.flows.pages import ActionForm
 from idp.identity import audit
-from idp.identity.assurance import satisfies
+from idp.identity.accounts import CITIZEN
+from idp.identity.assurance import LEVEL_ACR, satisfies
 from idp.oidc.authorize import AuthorizationContext, decide
 from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, load_person_claims, released_claims
-from idp.oidc.errors import InvalidTokenError, safe_description
+from idp.oidc.errors import InvalidTokenError, UnmetAuthenticationRequirementsError, safe_description
 from idp.oidc.logout import end_sso_session
 from idp.oidc.server import IdpServer
 from idp.oidc.tokens import CodeRecord, Principal, new_grant_id
@@ -285,26 +298,18 @@ def _proceed(
         consent_given=ix.consent_given if ix is not None else False,
     )
     state = params.get("state")
-    if decision.action == "error":
+    offered = None
+    if decision.action == "error" and decision.identity_too_low and sso is not None:
+        offered = _offer_raise(ctx, sso, params, ix)
+    if offered is not None:
+        response = offered
+    elif decision.action == "error":
         if ix is not None:
             rt.interactions.delete(ix)
         response = _redirect_error(ctx.redirect_uri, decision.error, state)
     elif decision.action in ("login", "consent"):
         if ix is None or decision.action == "login" and ix.result is not None:
-            ix = rt.interactions.create(
-                browser=browser_id(create=True),
-                client_id=ctx.client.client_id,
-                client_name=ctx.client.config.client_name,
-                params=params,
-                first_party=ctx.client.config.first_party,
-                login_hint=ctx.login_hint,
-                ui_locales=ctx.ui_locales,
-                expected_subject=ctx.hint_subject,
-                scope=ctx.scope,
-                required_acr=ctx.required_acr,
-                acr_values=ctx.acr_values,
-                door="register" if "create" in ctx.prompts else (params.get("door") or "")[:40] or None,
-            )
+            ix = _new_interaction(ctx, params)
         endpoint = "flows.login" if decision.action == "login" else "flows.consent"
         stepped = None
         if decision.step_up and sso is not None and ix.pending_account_id is None:
@@ -320,6 +325,73 @@ def _proceed(
     elif drop_cookie:
         response.delete_cookie(SSO_COOKIE, path="/")
     return response
+
+
+def _new_interaction(ctx: AuthorizationContext, params: dict[str, str]) -> Interaction:
+    return runtime().interactions.create(
+        browser=browser_id(create=True),
+        client_id=ctx.client.client_id,
+        client_name=ctx.client.config.client_name,
+        params=params,
+        first_party=ctx.client.config.first_party,
+        login_hint=ctx.login_hint,
+        ui_locales=ctx.ui_locales,
+        expected_subject=ctx.hint_subject,
+        scope=ctx.scope,
+        required_acr=ctx.required_acr,
+        acr_values=ctx.acr_values,
+        door="register" if "create" in ctx.prompts else (params.get("door") or "")[:40] or None,
+    )
+
+
+# The only level a person can raise their identity to here: a certificate signature gives LoA3.
+RAISABLE_TO = 3
+
+
+def _offer_raise(
+    ctx: AuthorizationContext, sso: Any, params: dict[str, str], ix: Interaction | None
+) -> BaseResponse | None:
+    """DESIGN §4: a citizen whose identity is proven below the portal's demand is offered to raise
+    it (/account/assurance, a certificate naming their ID number) and then to continue, rather than
+    being sent back at once with unmet_authentication_requirements. "Quay lại" still sends that
+    error. None when a raise could not help (another kind of account, a demand above LoA3)."""
+    if not satisfies(LEVEL_ACR[RAISABLE_TO], ctx.required_acr or []) or sso.loa >= RAISABLE_TO:
+        return None
+    kind = db.session.execute(select(Account.kind).where(Account.id == sso.account_id)).scalar_one_or_none()
+    db.session.rollback()
+    if kind != CITIZEN:
+        return None
+    if ix is None or ix.result is not None:
+        ix = _new_interaction(ctx, params)
+    ix.extra["raise_to"] = RAISABLE_TO
+    runtime().interactions.save(ix)
+    body = render_template(
+        "level_required.html",
+        ix=ix,
+        client_name=ctx.client.config.client_name,
+        level=sso.loa,
+        needed=RAISABLE_TO,
+        form=ActionForm(),
+    )
+    return Response(body, status=403, mimetype="text/html")
+
+
+@bp.post("/authorize/unmet/<ix_id>")
+def unmet(ix_id: str) -> BaseResponse:
+    """The person chose not to raise their level: the portal hears unmet_authentication_requirements."""
+    rt = runtime()
+    ix = rt.interactions.load(ix_id, browser_id(create=False))
+    if ix is None or not ix.extra.get("raise_to"):
+        return _expired_page()
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    result = _validate(_stored_request(ix.params))
+    if isinstance(result, BaseResponse):
+        return result
+    _, ctx = result
+    rt.interactions.delete(ix)
+    error = UnmetAuthenticationRequirementsError("the identity is below the required acr")
+    return _redirect_error(ctx.redirect_uri, error, ix.params.get("state"))
 
 
 def _account_active(account_id: int) -> bool:
