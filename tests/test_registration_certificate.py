@@ -568,6 +568,27 @@ def test_a_portal_demanding_level_3_lets_an_raise_his_level_and_continue(
     assert claims["acr"] == "LoA3"
 
 
+def test_a_level_raised_in_another_browser_is_taken_by_a_new_sign_in(
+    app: Any, browser: Browser, outbox: Outbox
+) -> None:
+    """This browser's session still has level 2 when An raised his level in another browser: the
+    portal demanding LoA3 gets him a sign-in (which reads the new level), not the offer to raise."""
+    browser.sign_in(AN.username, AN.password)
+    other = fresh(app, outbox)
+    page = open_account(other, AN, "/account/assurance")
+    start = other.client.post("/account/assurance/usb", data={"csrf_token": csrf_of(text_of(page))})
+    send(other, plugin_sign(other, location(start), AN_TOKEN))
+    assert person_of(app, AN.username)[0] == 3  # type: ignore[index]
+    response, auth = browser.start(client_id="strict-portal", redirect_uri=CALLBACKS["strict-portal"])
+    assert response.status_code == 302 and "/login/" in response.headers["Location"], text_of(response)[:500]
+    login = browser.follow(response).request.path
+    response = browser.submit_password(login, AN.username, AN.password)
+    response = browser.follow(browser.submit_otp(response.headers["Location"], outbox.last_code(AN.phone)))
+    callback = query_of(response.headers["Location"])
+    tokens = exchange(browser.client, callback["code"], auth, "strict-portal")
+    assert verify_jwt(browser.client, tokens.json["id_token"])[1]["acr"] == "LoA3"
+
+
 def test_raising_with_someone_elses_sim_is_refused(app: Any, browser: Browser) -> None:
     page = open_account(browser, AN, "/account/assurance")
     proofs = count(app, IdentityProof)

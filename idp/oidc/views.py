@@ -45,7 +45,7 @@ from idp.oidc.logout import end_sso_session
 from idp.oidc.server import IdpServer
 from idp.oidc.tokens import CodeRecord, Principal, new_grant_id
 from idp.runtime import runtime
-from idp.store.models import Account, Consent, db
+from idp.store.models import Account, Consent, Person, db
 from idp.web import new_error_id, oauth_json_error, problem_page
 
 log = logging.getLogger("idp.oidc")
@@ -357,14 +357,26 @@ def _offer_raise(
     error. None when a raise could not help (another kind of account, a demand above LoA3)."""
     if not satisfies(LEVEL_ACR[RAISABLE_TO], ctx.required_acr or []) or sso.loa >= RAISABLE_TO:
         return None
-    kind = db.session.execute(select(Account.kind).where(Account.id == sso.account_id)).scalar_one_or_none()
+    row = db.session.execute(
+        select(Account.kind, Person.loa)
+        .join(Person, Account.person_id == Person.id)
+        .where(Account.id == sso.account_id)
+    ).one_or_none()
     db.session.rollback()
-    if kind != CITIZEN:
+    if row is None or row.kind != CITIZEN:
         return None
-    if ix is None or ix.result is not None:
+    rt = runtime()
+    if ix is not None and ix.result is not None:
+        rt.interactions.delete(ix)  # its sign-in is applied to the session already
+        ix = None
+    if ix is None:
         ix = _new_interaction(ctx, params)
+    if row.loa >= RAISABLE_TO:
+        # Raised meanwhile (in another browser): this session still has the old level, and a new
+        # sign-in takes the new one.
+        return redirect(url_for("flows.login", ix_id=ix.id), 302)
     ix.extra["raise_to"] = RAISABLE_TO
-    runtime().interactions.save(ix)
+    rt.interactions.save(ix)
     body = render_template(
         "level_required.html",
         ix=ix,
