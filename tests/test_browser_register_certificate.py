@@ -173,3 +173,40 @@ def test_enterprise_registers_with_the_usb_token(page: Any, stack: DemoStack) ->
     shots.take(page, "portal")
     assert page.locator("#acr").inner_text() == "LoA3"
     assert HUONG_GIANG.name in page.locator("#userinfo").inner_text()  # the organization claim
+
+
+def test_a_portal_demanding_level_3_offers_the_raise(page: Any, stack: DemoStack) -> None:
+    """An (LoA2) signed in at the demo portal asks it for LoA3 (an essential acr): idp's page offers
+    to raise his level, he signs with his USB token in the account area, continues, and the portal
+    shows LoA3 — one SSO session, no second sign-in."""
+    import json
+    from urllib.parse import quote
+
+    from tests.support.pages import sign_in_at_portal
+    from tests.support.people import AN
+    from tests.test_registration_certificate import AN_TOKEN
+
+    shots = page.shots
+    sign_in_at_portal(page, stack, AN)
+    assert page.locator("#acr").inner_text() == "LoA2"
+    claims = json.dumps({"id_token": {"acr": {"essential": True, "values": ["LoA3"]}}})
+    page.goto(stack.portal_url + "/login?claims=" + quote(claims))
+    page.wait_for_selector("#raise-level")
+    shots.take(page, "level-required")
+    assert "Tài khoản của bạn đang ở mức 2" in page.locator("main").inner_text()
+    page.get_by_role("link", name="Nâng mức xác minh").click()
+    page.wait_for_url(re.compile(r"/account/assurance\?ix="))
+    assert "tiếp tục đăng nhập vào Cổng Dịch vụ công (demo)" in page.locator("#waiting-portal").inner_text()
+    page.locator("form[data-raise=usb] button").click()
+    page.get_by_role("link", name="Ký bằng USB ký số").click()
+    page.wait_for_url(re.compile(r"/sandbox/usb-token"))
+    page.locator(f"input[name=holder][value='{AN_TOKEN.key}']").check()
+    page.fill("input[name=pin]", AN_TOKEN.pin)
+    page.get_by_role("button", name="Ký", exact=True).click()
+    page.get_by_role("button", name="Tiếp tục").click()
+    page.wait_for_url(re.compile(r"/account/assurance\?done=raised"))
+    shots.take(page, "level-raised-continue")
+    page.get_by_role("link", name=re.compile("Tiếp tục đăng nhập vào")).click()
+    page.wait_for_url(stack.portal_url + "/")
+    shots.take(page, "portal-loa3")
+    assert page.locator("#acr").inner_text() == "LoA3"
