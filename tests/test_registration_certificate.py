@@ -418,6 +418,40 @@ def test_two_concurrent_enterprise_registrations(app: Any, outbox: Outbox) -> No
 
 
 # -- refusals -------------------------------------------------------------------------------------------
+def test_the_sandbox_usb_token_locks_after_five_wrong_pins(app: Any, browser: Browser) -> None:
+    """Like a real token: consecutive wrong PINs count down, the fifth locks it (even the right PIN
+    is refused then), a right PIN before that starts the count again; other tokens are not touched."""
+    import html
+
+    from tests.support.signing import SANDBOX_LINK, hidden
+
+    page = text_of(browser.client.get(start_usb(browser, "citizen")))
+    link = SANDBOX_LINK.search(page)
+    assert link is not None
+    body = text_of(browser.client.get(html.unescape(link.group(1))))
+
+    def sign(holder: Holder, pin: str) -> Any:
+        fields = {
+            "csrf_token": csrf_of(body),
+            "data": hidden(body, "data"),
+            "return_to": hidden(body, "return_to"),
+        }
+        return browser.client.post("/sandbox/usb-token", data={**fields, "holder": holder.key, "pin": pin})
+
+    for left in (4, 3):
+        answer = sign(HUY, "999999")
+        assert answer.status_code == 403 and f"Bạn còn {left} lần nhập" in text_of(answer)
+    assert sign(HUY, HUY.pin).status_code == 200  # the count starts again
+    for left in (4, 3, 2, 1, 0):
+        answer = sign(HUY, "999999")
+        assert answer.status_code == 403 and f"Bạn còn {left} lần nhập" in text_of(answer)
+    locked = sign(HUY, HUY.pin)
+    assert locked.status_code == 423 and "USB ký số đã bị khóa vì nhập sai mã PIN 5 lần liên tiếp" in text_of(
+        locked
+    )
+    assert sign(AN_TOKEN, AN_TOKEN.pin).status_code == 200
+
+
 @pytest.mark.parametrize("what", ["expired", "unknown_issuer", "key_usage"])
 def test_a_refused_certificate(app: Any, browser: Browser, what: str) -> None:
     """Certificates the verifier refuses, each with its own message; nothing is written."""

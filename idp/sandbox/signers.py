@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import PasswordField, StringField
@@ -155,6 +156,12 @@ def sim_answer() -> BaseResponse:
 
 
 # -- the USB token ------------------------------------------------------------------------------------
+# Like a real token, the sandbox token locks after consecutive wrong PINs (a real one stays locked
+# until its CA unlocks it; this one opens again by itself, so that a demo is never stuck).
+TOKEN_PIN_TRIES = 5
+TOKEN_LOCK_SECONDS = 900
+
+
 @dataclass(frozen=True)
 class Holder:
     key: str
@@ -247,18 +254,39 @@ def usb_token() -> BaseResponse:
             chosen=None,
             **context,
         )
+    store = runtime().store
+    tries_key = f"sandbox-usb-pin:{holder}"
+    if int(store.get(tries_key) or 0) >= TOKEN_PIN_TRIES:
+        return _page(
+            "sandbox/usb_token.html",
+            423,
+            form=form,
+            error=_(
+                "USB ký số đã bị khóa vì nhập sai mã PIN %(num)d lần liên tiếp. USB thật cần đơn vị cấp chứng thư số mở khóa; USB mô phỏng này tự mở lại sau %(minutes)d phút.",
+                num=TOKEN_PIN_TRIES,
+                minutes=TOKEN_LOCK_SECONDS // 60,
+            ),
+            chosen=holder,
+            **context,
+        )
     try:
         signature, chain = sign_with_sandbox_token(_signing().sandbox, holder, form.pin.data or "", data)
     except (WrongPin, UnknownToken):
+        left = TOKEN_PIN_TRIES - store.incr(tries_key, TOKEN_LOCK_SECONDS)
         return _page(
             "sandbox/usb_token.html",
             403,
             form=form,
-            error=_("Mã PIN của USB ký số không đúng. Hãy nhập lại."),
+            error=ngettext(
+                "Mã PIN của USB ký số không đúng. Bạn còn %(num)d lần nhập trước khi USB bị khóa.",
+                "Mã PIN của USB ký số không đúng. Bạn còn %(num)d lần nhập trước khi USB bị khóa.",
+                max(0, left),
+            ),
             chosen=holder,
             pin_error=True,
             **context,
         )
+    store.delete(tries_key)  # a right PIN starts the count again, as on a real token
     return _page(
         "sandbox/usb_signed.html",
         return_to=return_to,
