@@ -67,7 +67,7 @@ METHOD_NAMES = {
 }
 NOTICES = {
     "raised": _l(
-        "Đã nâng mức xác minh lên mức 3. Từ lần đăng nhập tới, các cổng dịch vụ công nhận được mức xác minh 3 (LoA3)."
+        "Đã nâng mức xác minh lên mức 3. Trên trình duyệt này, các cổng dịch vụ công nhận được mức xác minh 3 (LoA3) ngay từ lần đăng nhập tới; trên thiết bị khác, sau khi bạn đăng nhập lại."
     ),
     "confirmed": _l("Chữ ký số đã xác nhận lại danh tính của bạn. Tài khoản vẫn ở mức xác minh 3."),
 }
