@@ -204,3 +204,151 @@ def test_revoking_needs_a_sign_in(app: Any, client: Any, outbox: Outbox) -> None
     response = stranger.post("/account/consents/revoke", data={"client_id": "partner"})
     assert response.status_code in (303, 400)  # sent to sign in (or refused), never obeyed
     assert refresh(client, tokens["refresh_token"]).status_code == 200
+
+
+# -- a withdrawal racing a code exchange (PostgreSQL row locks) ------------------------------------
+def _wait_for_a_lock_wait(app: Any, timeout: float = 5.0) -> None:
+    """Until some session of this database waits for a row lock (the race is really on)."""
+    import time
+
+    from sqlalchemy import text
+
+    from idp.store.models import db
+
+    deadline = time.monotonic() + timeout
+    with app.app_context():
+        while time.monotonic() < deadline:
+            waiting = db.session.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar()
+            db.session.rollback()
+            if waiting:
+                return
+            time.sleep(0.02)
+    raise AssertionError("nobody waited for the consent's row lock")
+
+
+def _an(app: Any) -> tuple[int, str]:
+    from idp.store.models import Account, Person, db
+
+    with app.app_context():
+        row = db.session.execute(
+            select(Account.id, Person.subject).join(Person).where(Person.id_number == AN.username)
+        ).one()
+        return int(row[0]), str(row[1])
+
+
+def test_a_withdrawal_waits_for_an_exchange_under_way_and_revokes_its_grant(
+    app: Any, browser: Browser, client: Any
+) -> None:
+    """The exchange holds the consent FOR SHARE while it writes its grant: the withdrawal (which
+    locks the consent FOR UPDATE first) waits, then finds that grant and revokes it."""
+    import threading
+    import time
+
+    from idp.oidc.tokens import CodeRecord
+    from idp.store.models import Grant, db
+
+    partner_tokens(browser, client)
+    page, _ = consents_page(browser)
+    account_id, subject = _an(app)
+    tokens = app.extensions["idp"].oidc.tokens
+    holding, release, errors = threading.Event(), threading.Event(), []
+
+    def exchange_under_way() -> None:
+        try:
+            with app.app_context():
+                assert tokens.consent_covers(account_id, "partner", "openid profile")
+                record = CodeRecord(
+                    client_id="partner", redirect_uri=PARTNER_CALLBACK, scope="openid profile",
+                    account_id=account_id, subject=subject, sid=None, auth_time=int(time.time()),
+                    acr="LoA2", amr=["pwd", "otp"], grant_id="racing-grant", expires_at=time.time() + 60,
+                )  # fmt: skip
+                tokens.create_grant(record, offline=False, lifetime=600, with_refresh=True)
+                holding.set()
+                release.wait(10)
+                db.session.commit()
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+            holding.set()
+
+    exchanger = threading.Thread(target=exchange_under_way)
+    exchanger.start()
+    assert holding.wait(10) and not errors, errors
+    answers: list[Any] = []
+    withdrawer = threading.Thread(target=lambda: answers.append(revoke(browser, page)))
+    withdrawer.start()
+    try:
+        _wait_for_a_lock_wait(app)  # the withdrawal waits for the exchange
+    finally:
+        release.set()
+        exchanger.join(10)
+        withdrawer.join(10)
+    assert not errors and answers and "Đã thu hồi quyền nhận thông tin" in answers[0].get_data(as_text=True)
+    with app.app_context():
+        grant = db.session.get(Grant, "racing-grant")
+        assert grant is not None and grant.revoked_reason == "consent_revoked"
+
+
+def test_an_exchange_waits_for_a_withdrawal_under_way_and_gets_nothing(
+    app: Any, browser: Browser, client: Any
+) -> None:
+    """The withdrawal holds the consent FOR UPDATE: a code exchange at that moment waits, then
+    finds no consent and writes no grant (invalid_grant)."""
+    import threading
+
+    from sqlalchemy import delete, func
+
+    from idp.store.models import Consent, Grant, db
+
+    partner_tokens(browser, client)
+    response, auth = browser.start(scope="openid profile phone", **PARTNER)
+    code = query_of(response.headers["Location"])["code"]
+    account_id, _ = _an(app)
+    with app.app_context():
+        grants_before = db.session.execute(select(func.count()).select_from(Grant)).scalar()
+        db.session.rollback()
+    holding, release = threading.Event(), threading.Event()
+
+    def withdrawal_under_way() -> None:
+        with app.app_context():
+            db.session.execute(
+                select(Consent)
+                .where(Consent.account_id == account_id, Consent.client_id == "partner")
+                .with_for_update()
+            ).scalar_one()
+            db.session.execute(
+                delete(Consent).where(Consent.account_id == account_id, Consent.client_id == "partner")
+            )
+            holding.set()
+            release.wait(10)
+            db.session.commit()
+
+    withdrawer = threading.Thread(target=withdrawal_under_way)
+    withdrawer.start()
+    assert holding.wait(10)
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": PARTNER_CALLBACK,
+        "code_verifier": auth.verifier,
+    }
+    answers: list[Any] = []
+    exchanger = threading.Thread(
+        target=lambda: answers.append(
+            client.post("/token", data=data, headers=basic("partner", PARTNER_SECRET))
+        )
+    )
+    exchanger.start()
+    try:
+        _wait_for_a_lock_wait(app)  # the exchange waits for the withdrawal
+    finally:
+        release.set()
+        withdrawer.join(10)
+        exchanger.join(10)
+    assert answers and answers[0].status_code == 400 and answers[0].json["error"] == "invalid_grant"
+    with app.app_context():
+        assert db.session.execute(select(func.count()).select_from(Grant)).scalar() == grants_before
