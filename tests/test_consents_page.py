@@ -231,6 +231,40 @@ def _wait_for_a_lock_wait(app: Any, timeout: float = 5.0) -> None:
     raise AssertionError("nobody waited for the consent's row lock")
 
 
+def _race(app: Any, hold: Any, contend: Any) -> Any:
+    """`hold(pause)` runs in a thread: it takes its row lock, then calls pause(), which returns once
+    `contend()`, started in another thread, is seen waiting for that lock. Returns what contend()
+    returned; an error in either thread fails the test."""
+    import threading
+
+    holding, release, errors, answers = threading.Event(), threading.Event(), [], []
+
+    def pause() -> None:
+        holding.set()
+        release.wait(10)
+
+    def run_hold() -> None:
+        try:
+            hold(pause)
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+            holding.set()
+
+    holder = threading.Thread(target=run_hold)
+    holder.start()
+    assert holding.wait(10) and not errors, errors
+    contender = threading.Thread(target=lambda: answers.append(contend()))
+    contender.start()
+    try:
+        _wait_for_a_lock_wait(app)
+    finally:
+        release.set()
+        holder.join(10)
+        contender.join(10)
+    assert not errors and answers, errors
+    return answers[0]
+
+
 def _an(app: Any) -> tuple[int, str]:
     from idp.store.models import Account, Person, db
 
@@ -246,7 +280,6 @@ def test_a_withdrawal_waits_for_an_exchange_under_way_and_revokes_its_grant(
 ) -> None:
     """The exchange holds the consent FOR SHARE while it writes its grant: the withdrawal (which
     locks the consent FOR UPDATE first) waits, then finds that grant and revokes it."""
-    import threading
     import time
 
     from idp.oidc.tokens import CodeRecord
@@ -256,38 +289,21 @@ def test_a_withdrawal_waits_for_an_exchange_under_way_and_revokes_its_grant(
     page, _ = consents_page(browser)
     account_id, subject = _an(app)
     tokens = app.extensions["idp"].oidc.tokens
-    holding, release, errors = threading.Event(), threading.Event(), []
 
-    def exchange_under_way() -> None:
-        try:
-            with app.app_context():
-                assert tokens.consent_covers(account_id, "partner", "openid profile")
-                record = CodeRecord(
-                    client_id="partner", redirect_uri=PARTNER_CALLBACK, scope="openid profile",
-                    account_id=account_id, subject=subject, sid=None, auth_time=int(time.time()),
-                    acr="LoA2", amr=["pwd", "otp"], grant_id="racing-grant", expires_at=time.time() + 60,
-                )  # fmt: skip
-                tokens.create_grant(record, offline=False, lifetime=600, with_refresh=True)
-                holding.set()
-                release.wait(10)
-                db.session.commit()
-        except Exception as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-            holding.set()
+    def exchange_under_way(pause: Any) -> None:
+        with app.app_context():
+            assert tokens.consent_covers(account_id, "partner", "openid profile")
+            record = CodeRecord(
+                client_id="partner", redirect_uri=PARTNER_CALLBACK, scope="openid profile",
+                account_id=account_id, subject=subject, sid=None, auth_time=int(time.time()),
+                acr="LoA2", amr=["pwd", "otp"], grant_id="racing-grant", expires_at=time.time() + 60,
+            )  # fmt: skip
+            tokens.create_grant(record, offline=False, lifetime=600, with_refresh=True)
+            pause()
+            db.session.commit()
 
-    exchanger = threading.Thread(target=exchange_under_way)
-    exchanger.start()
-    assert holding.wait(10) and not errors, errors
-    answers: list[Any] = []
-    withdrawer = threading.Thread(target=lambda: answers.append(revoke(browser, page)))
-    withdrawer.start()
-    try:
-        _wait_for_a_lock_wait(app)  # the withdrawal waits for the exchange
-    finally:
-        release.set()
-        exchanger.join(10)
-        withdrawer.join(10)
-    assert not errors and answers and "Đã thu hồi quyền nhận thông tin" in answers[0].get_data(as_text=True)
+    answer = _race(app, exchange_under_way, lambda: revoke(browser, page))
+    assert "Đã thu hồi quyền nhận thông tin" in answer.get_data(as_text=True)
     with app.app_context():
         grant = db.session.get(Grant, "racing-grant")
         assert grant is not None and grant.revoked_reason == "consent_revoked"
@@ -298,8 +314,6 @@ def test_an_exchange_waits_for_a_withdrawal_under_way_and_gets_nothing(
 ) -> None:
     """The withdrawal holds the consent FOR UPDATE: a code exchange at that moment waits, then
     finds no consent and writes no grant (invalid_grant)."""
-    import threading
-
     from sqlalchemy import delete, func
 
     from idp.store.models import Consent, Grant, db
@@ -311,9 +325,8 @@ def test_an_exchange_waits_for_a_withdrawal_under_way_and_gets_nothing(
     with app.app_context():
         grants_before = db.session.execute(select(func.count()).select_from(Grant)).scalar()
         db.session.rollback()
-    holding, release = threading.Event(), threading.Event()
 
-    def withdrawal_under_way() -> None:
+    def withdrawal_under_way(pause: Any) -> None:
         with app.app_context():
             db.session.execute(
                 select(Consent)
@@ -323,32 +336,20 @@ def test_an_exchange_waits_for_a_withdrawal_under_way_and_gets_nothing(
             db.session.execute(
                 delete(Consent).where(Consent.account_id == account_id, Consent.client_id == "partner")
             )
-            holding.set()
-            release.wait(10)
+            pause()
             db.session.commit()
 
-    withdrawer = threading.Thread(target=withdrawal_under_way)
-    withdrawer.start()
-    assert holding.wait(10)
     data = {
         "grant_type": "authorization_code",
         "code": code,
         "redirect_uri": PARTNER_CALLBACK,
         "code_verifier": auth.verifier,
     }
-    answers: list[Any] = []
-    exchanger = threading.Thread(
-        target=lambda: answers.append(
-            client.post("/token", data=data, headers=basic("partner", PARTNER_SECRET))
-        )
+    answer = _race(
+        app,
+        withdrawal_under_way,
+        lambda: client.post("/token", data=data, headers=basic("partner", PARTNER_SECRET)),
     )
-    exchanger.start()
-    try:
-        _wait_for_a_lock_wait(app)  # the exchange waits for the withdrawal
-    finally:
-        release.set()
-        withdrawer.join(10)
-        exchanger.join(10)
-    assert answers and answers[0].status_code == 400 and answers[0].json["error"] == "invalid_grant"
+    assert answer.status_code == 400 and answer.json["error"] == "invalid_grant"
     with app.app_context():
         assert db.session.execute(select(func.count()).select_from(Grant)).scalar() == grants_before

@@ -33,6 +33,11 @@ def _core():
     return db.session.connection()
 
 
+def scope_covered(granted: str | None, scope: str) -> bool:
+    """Whether a consent's granted scope (None: no consent) includes every scope asked for."""
+    return granted is not None and set(scope.split()) <= set(granted.split())
+
+
 def digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -268,7 +273,7 @@ class TokenService:
             .execute(_CONSENT_SCOPE, {"account_id": account_id, "client_id": client_id})
             .scalar_one_or_none()
         )
-        return granted is not None and set(scope.split()) <= set(granted.split())
+        return scope_covered(granted, scope)
 
     def create_grant(
         self, code: CodeRecord, *, offline: bool, lifetime: int, with_refresh: bool

@@ -43,7 +43,7 @@ from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, load_person_clai
 from idp.oidc.errors import InvalidTokenError, UnmetAuthenticationRequirementsError, safe_description
 from idp.oidc.logout import end_sso_session
 from idp.oidc.server import IdpServer
-from idp.oidc.tokens import CodeRecord, Principal, new_grant_id
+from idp.oidc.tokens import CodeRecord, Principal, new_grant_id, scope_covered
 from idp.runtime import runtime
 from idp.store.models import Account, Consent, Person, db
 from idp.web import new_error_id, oauth_json_error, problem_page
@@ -244,7 +244,7 @@ def _has_consent(account_id: int, client_id: str, scope: str) -> bool:
     granted = db.session.execute(
         select(Consent.scope).where(Consent.account_id == account_id, Consent.client_id == client_id)
     ).scalar_one_or_none()
-    return granted is not None and set(scope.split()) <= set(granted.split())
+    return scope_covered(granted, scope)
 
 
 def _proceed(
