@@ -156,3 +156,92 @@ def test_first_party_never_asks(browser: Browser, outbox: Outbox, client_id: str
     assert not is_consent_page(response)
     assert "code" in callback_of(response, redirect_uri, auth.params["state"])
     assert not urlsplit(response.headers["Location"]).path.startswith("/consent/")
+
+
+# -- the claims parameter: what is released is what the person agreed to ------------------------
+def exchange(client: Any, code: str, verifier: str | None) -> dict[str, Any]:
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": PARTNER_CALLBACK,
+        "code_verifier": verifier,
+    }
+    token = client.post("/token", data=data, headers=basic("partner", PARTNER_SECRET))
+    assert token.status_code == 200, token.json
+    return token.json
+
+
+def userinfo_of(client: Any, access_token: str) -> dict[str, Any]:
+    response = client.get("/userinfo", headers={"Authorization": "Bearer " + access_token})
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def id_token_claims(jwt: str) -> dict[str, Any]:
+    import base64
+    import json
+
+    payload = jwt.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+CLAIMS_OF_PROFILE_AND_PHONE = '{"userinfo": {"name": null, "phone_number": null}}'
+
+
+def test_claims_asked_through_the_claims_parameter_are_on_the_consent_page(
+    browser: Browser, client: Any, outbox: Outbox
+) -> None:
+    """scope=openid alone, but name and phone asked by `claims`: the page must say so."""
+    page, auth = sign_in(browser, outbox, scope="openid", claims=CLAIMS_OF_PROFILE_AND_PHONE, **PARTNER)
+    assert is_consent_page(page)
+    html = page.get_data(as_text=True)
+    assert "Họ và tên" in html and "Số điện thoại di động đã xác thực" in html
+    # What was neither asked for nor may be received is not listed.
+    assert "Ngày sinh" not in html and "Số định danh cá nhân" not in html
+    callback = callback_of(decide(browser, page, "allow"), PARTNER_CALLBACK, auth.params["state"])
+    tokens = exchange(client, callback["code"], auth.verifier)
+    info = userinfo_of(client, tokens["access_token"])
+    assert info["name"] == AN.name and info["phone_number"] == AN.phone
+    assert "birthdate" not in info and "gender" not in info
+
+
+def test_a_claim_not_yet_consented_asks_again(browser: Browser, client: Any, outbox: Outbox) -> None:
+    consented(browser, outbox, scope="openid")
+    # Asking for birthdate through `claims` needs the person's agreement; prompt=none cannot get it.
+    birthdate = '{"userinfo": {"birthdate": null}}'
+    response, auth = browser.start(scope="openid", claims=birthdate, prompt="none", **PARTNER)
+    callback = callback_of(response, PARTNER_CALLBACK, auth.params["state"])
+    assert callback["error"] == "consent_required" and "code" not in callback
+    response, auth = browser.start(scope="openid", claims=birthdate, **PARTNER)
+    page = browser.follow(response)
+    assert is_consent_page(page), response.headers.get("Location")
+    assert "Ngày sinh" in page.get_data(as_text=True)
+    callback = callback_of(decide(browser, page, "allow"), PARTNER_CALLBACK, auth.params["state"])
+    info = userinfo_of(client, exchange(client, callback["code"], auth.verifier)["access_token"])
+    assert info["birthdate"] == "1990-03-15" and "name" not in info
+    # Now remembered: the same request needs no page, and prompt=none gets a code.
+    response, auth = browser.start(scope="openid", claims=birthdate, prompt="none", **PARTNER)
+    assert "code" in callback_of(response, PARTNER_CALLBACK, auth.params["state"])
+
+
+def test_claims_in_the_id_token_need_consent_too(browser: Browser, client: Any, outbox: Outbox) -> None:
+    consented(browser, outbox, scope="openid")
+    response, auth = browser.start(scope="openid", claims='{"id_token": {"name": null}}', **PARTNER)
+    page = browser.follow(response)
+    assert is_consent_page(page)
+    assert "Họ và tên" in page.get_data(as_text=True)
+    callback = callback_of(decide(browser, page, "deny"), PARTNER_CALLBACK, auth.params["state"])
+    assert callback["error"] == "access_denied"
+
+
+def test_a_claim_the_client_may_not_have_is_neither_asked_nor_released(
+    browser: Browser, client: Any, outbox: Outbox
+) -> None:
+    """partner may not have the citizen scope: citizen_id through `claims` is dropped, not asked."""
+    consented(browser, outbox, scope="openid")
+    claims = '{"userinfo": {"citizen_id": null}, "id_token": {"citizen_id": {"essential": true}}}'
+    response, auth = browser.start(scope="openid", claims=claims, **PARTNER)
+    callback = callback_of(response, PARTNER_CALLBACK, auth.params["state"])  # nothing new to agree to
+    tokens = exchange(client, callback["code"], auth.verifier)
+    assert "citizen_id" not in userinfo_of(client, tokens["access_token"])
+    assert "citizen_id" not in id_token_claims(tokens["id_token"])

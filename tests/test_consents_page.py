@@ -292,7 +292,7 @@ def test_a_withdrawal_waits_for_an_exchange_under_way_and_revokes_its_grant(
 
     def exchange_under_way(pause: Any) -> None:
         with app.app_context():
-            assert tokens.consent_covers(account_id, "partner", "openid profile")
+            assert tokens.consent_covers(account_id, "partner", "openid profile", ["name"])
             record = CodeRecord(
                 client_id="partner", redirect_uri=PARTNER_CALLBACK, scope="openid profile",
                 account_id=account_id, subject=subject, sid=None, auth_time=int(time.time()),

@@ -41,11 +41,35 @@ def test_postgresql_migrations_match_the_models(pg_url: str) -> None:
         engine.dispose()
 
 
-@pytest.mark.parametrize("revision", ["0003_remembered_devices", "0002_organizations"])
+@pytest.mark.parametrize(
+    "revision", ["0004_identity_proofs", "0003_remembered_devices", "0002_organizations"]
+)
 def test_downgrade_and_upgrade_again(tmp_path: Path, revision: str) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'steps.sqlite3'}")
     upgrade(engine)
     command.downgrade(alembic_config(engine), revision)
     upgrade(engine)
     assert differences(engine) == []
+    engine.dispose()
+
+
+def test_consents_given_before_claims_were_recorded_cover_their_scopes_claims(tmp_path: Path) -> None:
+    """0005: a consent to "openid profile" given earlier covers name, birthdate, gender, updated_at
+    (and nothing more), so nobody is asked again for what they already agreed to."""
+    from sqlalchemy import text
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'consents.sqlite3'}")
+    upgrade(engine, "0004_identity_proofs")
+    with engine.begin() as conn:
+        # SQLite checks no foreign keys here: the consent row alone is enough.
+        conn.execute(
+            text(
+                "INSERT INTO consents (account_id, client_id, scope, granted_at) "
+                "VALUES (1, 'partner', 'openid profile offline_access', CURRENT_TIMESTAMP)"
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        claims = conn.execute(text("SELECT claims FROM consents")).scalar_one()
+    assert claims.split() == ["birthdate", "gender", "name", "updated_at"]
     engine.dispose()

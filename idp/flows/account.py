@@ -47,7 +47,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from idp.clients import ACCOUNT_CLIENT_ID
 from idp.flows.browser import SSO_COOKIE, browser_id, sso_cookie
-from idp.flows.consent import describe_scopes
+from idp.flows.consent import describe_consent
 from idp.flows.pages import ActionForm, bp, client_address
 from idp.flows.sessions import SsoSession
 from idp.identity import audit
@@ -465,7 +465,7 @@ def _consents(account_id: int) -> list[ConsentRow]:
             ConsentRow(
                 client_id=c.client_id,
                 name=client.client_name if client else c.client_id,
-                claims=describe_scopes(c.scope),
+                claims=describe_consent(c.scope, c.claims),
                 granted_at=vietnam_time(c.granted_at),
             )
         )

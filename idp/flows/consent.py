@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from flask import abort, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.flows.browser import sso_cookie
 from idp.flows.interaction import Interaction
-from idp.flows.pages import ActionForm, bp, expired, load_interaction, page
-from idp.identity import audit
+from idp.flows.pages import ActionForm, bp, client_address, expired, load_interaction, page
+from idp.identity import consents
+from idp.identity.claims import SCOPE_CLAIMS
 from idp.runtime import runtime
-from idp.store.models import Consent, db, utcnow
+from idp.store.models import db
 
 SCOPE_TEXT = {
     "openid": _l("Biết bạn đã đăng nhập (mã định danh ẩn danh của bạn tại cổng này)"),
@@ -27,8 +27,41 @@ SCOPE_TEXT = {
 }
 
 
+# A claim asked for on its own (the `claims` request parameter), beyond what its scope's line says.
+CLAIM_TEXT = {
+    "name": _l("Họ và tên"),
+    "birthdate": _l("Ngày sinh"),
+    "gender": _l("Giới tính"),
+    "updated_at": _l("Thời điểm thông tin của bạn được cập nhật"),
+    "email": _l("Địa chỉ thư điện tử"),
+    "email_verified": _l("Địa chỉ thư điện tử đã được xác thực hay chưa"),
+    "phone_number": _l("Số điện thoại di động đã xác thực"),
+    "phone_number_verified": _l("Số điện thoại đã được xác thực hay chưa"),
+    "citizen_id": _l("Số định danh cá nhân (số CCCD)"),
+    "legacy_citizen_id": _l("Số CMND cũ"),
+    "organization": _l("Tổ chức của bạn (tên, mã số thuế hoặc mã đơn vị)"),
+    "staff": _l("Tên đăng nhập, họ tên và vai trò của bạn trong tổ chức"),
+}
+
+
 def describe_scopes(scope: str) -> list[str]:
     return [str(SCOPE_TEXT[s]) for s in scope.split() if s in SCOPE_TEXT]
+
+
+def describe_consent(scope: str, claims: list[str] | str) -> list[str]:
+    """One line per scope, then one per claim asked for on its own (not released by those scopes);
+    "…_verified" is not said again beside the claim it qualifies."""
+    names = claims.split() if isinstance(claims, str) else list(claims)
+    by_scope = {c for s in scope.split() for c in SCOPE_CLAIMS.get(s, ())}
+    alone = [c for c in names if c not in by_scope and c in CLAIM_TEXT]
+    shown = set(alone)
+    lines = describe_scopes(scope)
+    lines += [
+        str(CLAIM_TEXT[c])
+        for c in sorted(alone, key=list(CLAIM_TEXT).index)
+        if not (c.endswith("_verified") and c.removesuffix("_verified") in shown | by_scope)
+    ]
+    return lines
 
 
 # -- consent -----------------------------------------------------------------------------------
@@ -37,9 +70,8 @@ def consent(ix_id: str) -> BaseResponse:
     ix = load_interaction(ix_id)
     rt = runtime()
     form = ActionForm()
-    scopes = describe_scopes(ix.scope)
     if request.method == "GET":
-        return page("consent.html", ix, form=form, scopes=scopes)
+        return page("consent.html", ix, form=form, scopes=describe_consent(ix.scope, ix.claims))
     if not form.validate_on_submit():
         abort(400)
     if request.form.get("decision") != "allow":
@@ -49,21 +81,7 @@ def consent(ix_id: str) -> BaseResponse:
     account_id = _signed_in_account(ix)
     if account_id is None:
         return expired()
-    existing = db.session.execute(
-        select(Consent).where(Consent.account_id == account_id, Consent.client_id == ix.client_id)
-    ).scalar_one_or_none()
-    if existing is None:
-        db.session.add(Consent(account_id=account_id, client_id=ix.client_id, scope=ix.scope))
-    else:
-        existing.scope = " ".join(dict.fromkeys(existing.scope.split() + ix.scope.split()))
-        existing.granted_at = utcnow()
-    audit.record(
-        "consent.granted",
-        actor=f"account:{account_id}",
-        account_id=account_id,
-        client_id=ix.client_id,
-        scope=ix.scope,
-    )
+    consents.grant(account_id, ix.client_id, ix.scope, ix.claims, ip=client_address())
     db.session.commit()
     ix.consent_given = True
     rt.interactions.save(ix)

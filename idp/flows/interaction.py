@@ -37,6 +37,9 @@ class Interaction:
     ui_locales: str | None = None
     expected_subject: str | None = None
     scope: str = ""
+    # The personal claims the request would release (its scopes' and the `claims` parameter's):
+    # what the consent page lists and the consent records.
+    claims: list[str] = field(default_factory=list)
     # The request's own assurance wishes (idp.oidc.authorize): demanded (essential acr, the
     # client's require_acr) and preferred (acr_values or the client's default_acr_values).
     required_acr: list[str] | None = None

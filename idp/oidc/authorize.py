@@ -26,7 +26,13 @@ from authlib.oidc.core.errors import (
 from joserfc.errors import JoseError
 
 from idp.identity.assurance import LEVEL_ACR, acr_level, satisfies
-from idp.oidc.claims import ClaimsParameterError, essential_acr, parse_claims_parameter
+from idp.oidc.claims import (
+    ClaimsParameterError,
+    essential_acr,
+    parse_claims_parameter,
+    requested_claims,
+    restrict_claims_request,
+)
 from idp.oidc.errors import UnmetAuthenticationRequirementsError, safe_description
 
 # "create": Initiating User Registration via OpenID Connect 1.0 — the registration pages first.
@@ -45,6 +51,9 @@ class AuthorizationContext:
     prompts: set[str] = field(default_factory=set)
     max_age: int | None = None
     claims: dict[str, Any] | None = None
+    # The personal claims this request would release (its scopes' and the `claims` parameter's):
+    # what the person's consent must cover.
+    requested_claims: frozenset[str] = frozenset()
     acr_values: list[str] = field(default_factory=list)
     required_acr: list[str] | None = None  # essential: cannot be answered with less
     hint_subject: str | None = None
@@ -136,10 +145,13 @@ def check_max_age(request: OAuth2Request, ctx: AuthorizationContext, server: Any
 
 
 def check_claims(request: OAuth2Request, ctx: AuthorizationContext, server: Any) -> None:
+    """OpenID Connect Core §5.5; a claim the client may never receive is dropped, not asked for."""
     try:
-        ctx.claims = parse_claims_parameter(request.payload.data.get("claims"))
+        parsed = parse_claims_parameter(request.payload.data.get("claims"))
     except ClaimsParameterError as exc:
         raise InvalidRequestError(safe_description(str(exc))) from None
+    ctx.claims = restrict_claims_request(parsed, ctx.client.config.scope)
+    ctx.requested_claims = requested_claims(ctx.scope, ctx.claims)
 
 
 def check_acr(request: OAuth2Request, ctx: AuthorizationContext, server: Any) -> None:

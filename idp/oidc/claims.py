@@ -2,8 +2,11 @@
 
 Per OpenID Connect Core §5.4, claims of the profile, email and phone scopes are returned from the
 UserInfo endpoint when an access token is issued; the ID token carries them only when the
-`claims` parameter asks for them under ``id_token``. A claim asked for through `claims` is
-released only if the client may receive the scope it belongs to.
+`claims` parameter asks for them under ``id_token``. A claim asked for through `claims` is kept
+only if the client may receive the scope it belongs to (``restrict_claims_request``, at the
+authorization request, so that a scope allowed to the client later releases nothing agreed to
+before), and a relying party that is not first-party receives it only once the person agreed to
+that claim (``requested_claims`` is what the consent must cover, idp.identity.consents).
 """
 
 from __future__ import annotations
@@ -14,25 +17,10 @@ from typing import Any
 from sqlalchemy import select
 
 from idp.identity.accounts import verified_phones
+from idp.identity.claims import CLAIM_SCOPE, PROTOCOL_CLAIMS, SCOPE_CLAIMS
 from idp.identity.organizations import ORGANIZATION, organization_claim, role_names
 from idp.store.models import Account, Person, db, epoch
 
-SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
-    "openid": ("sub",),
-    "profile": ("name", "birthdate", "gender", "updated_at"),
-    "email": ("email", "email_verified"),
-    "phone": ("phone_number", "phone_number_verified"),
-    "citizen": ("citizen_id", "legacy_citizen_id"),
-    # Staff accounts: which organization (code, code_type, name, kind) and which staff member
-    # (username, name, roles). Citizens have neither claim.
-    "organization": ("organization", "staff"),
-}
-SCOPES_SUPPORTED = ("openid", "profile", "email", "phone", "citizen", "organization", "offline_access")
-CLAIM_SCOPE = {claim: scope for scope, claims in SCOPE_CLAIMS.items() for claim in claims}
-# Claims the ID token always carries or that the protocol layer fills in itself.
-PROTOCOL_CLAIMS = frozenset(
-    {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid"}
-)
 CLAIMS_SUPPORTED = tuple(sorted(set(CLAIM_SCOPE) | PROTOCOL_CLAIMS))
 
 
@@ -68,6 +56,34 @@ def parse_claims_parameter(raw: str | None) -> dict[str, dict[str, Any]] | None:
                 raise ClaimsParameterError(f"claims.{member}.{name}.values must be an array")
         result[member] = requested
     return result
+
+
+def restrict_claims_request(
+    claims: dict[str, dict[str, Any]] | None, allowed_scopes: tuple[str, ...]
+) -> dict[str, dict[str, Any]] | None:
+    """The `claims` request without the personal claims the client may never receive (and names
+    nobody knows); protocol claims (an essential ``acr``) stay."""
+    if not claims:
+        return claims
+    kept: dict[str, dict[str, Any]] = {}
+    for member, requested in claims.items():
+        kept[member] = {
+            name: spec
+            for name, spec in requested.items()
+            if name in PROTOCOL_CLAIMS or CLAIM_SCOPE.get(name) in allowed_scopes
+        }
+    return kept
+
+
+def requested_claims(scope: str, claims: dict[str, dict[str, Any]] | None) -> frozenset[str]:
+    """The personal claims a request releases: those of its scopes and those named in `claims`
+    (userinfo or ID token), protocol claims left out. What a consent must cover."""
+    names: set[str] = set()
+    for s in scope.split():
+        names.update(SCOPE_CLAIMS.get(s, ()))
+    for requested in (claims or {}).values():
+        names.update(name for name in requested if name in CLAIM_SCOPE)
+    return frozenset(names - PROTOCOL_CLAIMS)
 
 
 def essential_acr(claims: dict[str, dict[str, Any]] | None) -> list[str] | None:

@@ -39,7 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from idp.clients import ClientConfig, ClientRegistry
 from idp.oidc.authorize import AuthorizationChecks
-from idp.oidc.claims import load_person_claims, released_claims
+from idp.oidc.claims import load_person_claims, released_claims, requested_claims
 from idp.oidc.keys import KeyRing
 from idp.oidc.logout import EndSession
 from idp.oidc.tokens import (
@@ -300,7 +300,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             db.session.rollback()
             raise InvalidGrantError()
         if not client.config.first_party and not server.tokens.consent_covers(
-            record.account_id, client.client_id, record.scope
+            record.account_id, client.client_id, record.scope, requested_claims(record.scope, record.claims)
         ):
             # The person withdrew their consent after the code was issued: no tokens.
             db.session.rollback()

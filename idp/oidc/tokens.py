@@ -16,11 +16,13 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 
+from idp.identity.consents import Consented
 from idp.store.ephemeral import EphemeralStore
 from idp.store.models import Account, Consent, Grant, RefreshToken, db, utcnow
 
@@ -31,11 +33,6 @@ def _core():
     """The session's connection: Core statements on the hot path skip the ORM layer, and still run
     in the session's transaction (commit and rollback as usual)."""
     return db.session.connection()
-
-
-def scope_covered(granted: str | None, scope: str) -> bool:
-    """Whether a consent's granted scope (None: no consent) includes every scope asked for."""
-    return granted is not None and set(scope.split()) <= set(granted.split())
 
 
 def digest(value: str) -> str:
@@ -168,8 +165,8 @@ _FIND_REFRESH = (
 _ACCOUNT_STATUS = select(Account.status).where(Account.id == bindparam("account_id"))
 # FOR SHARE (PostgreSQL): a withdrawal of the consent (which locks it FOR UPDATE) waits for this
 # exchange to commit and then revokes the grant it wrote, or this exchange waits and finds none.
-_CONSENT_SCOPE = (
-    select(Consent.scope)
+_CONSENT = (
+    select(Consent.scope, Consent.claims)
     .where(Consent.account_id == bindparam("account_id"), Consent.client_id == bindparam("client_id"))
     .with_for_update(read=True)
 )
@@ -266,14 +263,11 @@ class TokenService:
         """Whether the account may still receive tokens (not locked or cancelled)."""
         return _core().execute(_ACCOUNT_STATUS, {"account_id": account_id}).scalar_one_or_none() == "active"
 
-    def consent_covers(self, account_id: int, client_id: str, scope: str) -> bool:
-        """Whether the person's consent to the client still covers `scope` (current transaction)."""
-        granted = (
-            _core()
-            .execute(_CONSENT_SCOPE, {"account_id": account_id, "client_id": client_id})
-            .scalar_one_or_none()
-        )
-        return scope_covered(granted, scope)
+    def consent_covers(self, account_id: int, client_id: str, scope: str, claims: Iterable[str]) -> bool:
+        """Whether the person's consent to the client still covers `scope` and the personal
+        `claims` the grant releases (current transaction)."""
+        row = _core().execute(_CONSENT, {"account_id": account_id, "client_id": client_id}).one_or_none()
+        return row is not None and Consented.of(row[0], row[1]).covers(scope, claims)
 
     def create_grant(
         self, code: CodeRecord, *, offline: bool, lifetime: int, with_refresh: bool

@@ -35,17 +35,18 @@ from idp.flows.citizen import begin_step_up
 from idp.flows.devices import this_device
 from idp.flows.interaction import Interaction
 from idp.flows.pages import ActionForm
-from idp.identity import audit
+from idp.identity import audit, consents
 from idp.identity.accounts import CITIZEN
 from idp.identity.assurance import LEVEL_ACR, satisfies
+from idp.identity.claims import SCOPES_SUPPORTED
 from idp.oidc.authorize import AuthorizationContext, decide
-from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, load_person_claims, released_claims
+from idp.oidc.claims import CLAIMS_SUPPORTED, load_person_claims, released_claims
 from idp.oidc.errors import InvalidTokenError, UnmetAuthenticationRequirementsError, safe_description
 from idp.oidc.logout import end_sso_session
 from idp.oidc.server import IdpServer
-from idp.oidc.tokens import CodeRecord, Principal, new_grant_id, scope_covered
+from idp.oidc.tokens import CodeRecord, Principal, new_grant_id
 from idp.runtime import runtime
-from idp.store.models import Account, Consent, Person, db
+from idp.store.models import Account, Person, db
 from idp.web import new_error_id, oauth_json_error, problem_page
 
 log = logging.getLogger("idp.oidc")
@@ -240,11 +241,8 @@ def _expired_page() -> BaseResponse:
     )
 
 
-def _has_consent(account_id: int, client_id: str, scope: str) -> bool:
-    granted = db.session.execute(
-        select(Consent.scope).where(Consent.account_id == account_id, Consent.client_id == client_id)
-    ).scalar_one_or_none()
-    return scope_covered(granted, scope)
+def _has_consent(account_id: int, ctx: AuthorizationContext) -> bool:
+    return consents.covers(consents.find(account_id, ctx.client.client_id), ctx.scope, ctx.requested_claims)
 
 
 def _proceed(
@@ -294,7 +292,7 @@ def _proceed(
         ctx,
         sso,
         fresh_login=fresh,
-        consent_ok=lambda: sso is not None and _has_consent(sso.account_id, ctx.client.client_id, ctx.scope),
+        consent_ok=lambda: sso is not None and _has_consent(sso.account_id, ctx),
         consent_given=ix.consent_given if ix is not None else False,
     )
     state = params.get("state")
@@ -338,6 +336,7 @@ def _new_interaction(ctx: AuthorizationContext, params: dict[str, str]) -> Inter
         ui_locales=ctx.ui_locales,
         expected_subject=ctx.hint_subject,
         scope=ctx.scope,
+        claims=sorted(ctx.requested_claims),
         required_acr=ctx.required_acr,
         acr_values=ctx.acr_values,
         door="register" if "create" in ctx.prompts else (params.get("door") or "")[:40] or None,

@@ -212,7 +212,10 @@ class RefreshToken(Base):
 
 
 class Consent(Base):
-    """A person's standing permission for a relying party to receive certain scopes."""
+    """A person's standing permission for a relying party to receive certain scopes and claims.
+
+    ``claims`` lists every personal claim agreed to (those of the scopes and those asked for one
+    by one through the ``claims`` request parameter), space-separated (idp.identity.consents)."""
 
     __tablename__ = "consents"
     __table_args__ = (UniqueConstraint("account_id", "client_id"),)
@@ -221,6 +224,7 @@ class Consent(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     client_id: Mapped[str] = mapped_column(String(120))
     scope: Mapped[str] = mapped_column(Text)
+    claims: Mapped[str] = mapped_column(Text, default="", server_default="")
     granted_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
