@@ -59,6 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         registration,
         registration_certificate,
     )
+    from idp.flows.browser import HOST_PREFIX, SESSION_COOKIE
     from idp.flows.interaction import InteractionStore
     from idp.flows.otp import OtpPolicy, OtpService
     from idp.flows.pages import bp as flows_bp
@@ -87,7 +88,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SECRET_KEY=settings["SECRET_KEY"] or ensure_secret(keys_dir),
         SQLALCHEMY_DATABASE_URI=_absolute_sqlite(settings["DATABASE_URL"]),
         SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings["DATABASE_URL"]),
-        SESSION_COOKIE_NAME="idp_s",
+        # __Host- names where browsers keep them (https): see idp.flows.browser.
+        COOKIE_PREFIX=HOST_PREFIX if secure_cookies else "",
+        SESSION_COOKIE_NAME=(HOST_PREFIX if secure_cookies else "") + SESSION_COOKIE,
+        SESSION_COOKIE_PATH="/",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=secure_cookies,

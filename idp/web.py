@@ -20,6 +20,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from idp.flows.browser import LANG_COOKIE, cookie_name
 from idp.messaging.sms import SmsUnavailable
 from idp.store.ephemeral import StoreUnavailable
 from idp.store.models import db
@@ -27,7 +28,6 @@ from idp.store.models import db
 log = logging.getLogger("idp.web")
 
 LOCALES = ("vi", "en")
-LANG_COOKIE = "idp_lang"
 # Paths answered to machines (JSON), never with an HTML page.
 API_PREFIXES = ("/token", "/userinfo", "/revoke", "/introspect", "/jwks.json", "/.well-known/", "/health")
 
@@ -54,7 +54,7 @@ def select_locale() -> str:
     chosen = request.args.get("lang")
     if chosen in LOCALES:
         return chosen
-    cookie = request.cookies.get(LANG_COOKIE)
+    cookie = request.cookies.get(cookie_name(LANG_COOKIE))
     if cookie in LOCALES:
         return cookie
     for tag in (getattr(g, "ui_locales", None) or "").split():
@@ -145,9 +145,9 @@ def install(app: Flask) -> None:
         if current_app.config["ISSUER"].startswith("https://"):
             h.setdefault("Strict-Transport-Security", "max-age=31536000")
         chosen = request.args.get("lang")
-        if chosen in LOCALES and request.cookies.get(LANG_COOKIE) != chosen:
+        if chosen in LOCALES and request.cookies.get(cookie_name(LANG_COOKIE)) != chosen:
             response.set_cookie(
-                LANG_COOKIE,
+                cookie_name(LANG_COOKIE),
                 chosen,
                 max_age=365 * 86400,
                 httponly=True,

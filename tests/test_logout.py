@@ -92,7 +92,7 @@ def test_logout_with_id_token_hint_redirects_with_state(browser: Browser) -> Non
     location = response.headers["Location"]
     assert location.startswith(SIGNED_OUT + "?")
     assert query_of(location) == {"state": "bye-1"}
-    assert any(c.startswith("idp_sso=;") for c in response.headers.getlist("Set-Cookie"))
+    assert any(c.startswith("__Host-idp_sso=;") for c in response.headers.getlist("Set-Cookie"))
     assert not still_signed_in(browser)
 
 

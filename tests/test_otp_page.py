@@ -264,7 +264,7 @@ def remember_otp(browser: Browser, path: str, code: str, remember: bool = True) 
 
 
 def device_cookie(browser: Browser) -> Any:
-    return browser.client.get_cookie("idp_device")
+    return browser.client.get_cookie("__Host-idp_device")
 
 
 def sign_in_remembering(browser: Browser, person: SandboxPerson) -> dict[str, Any]:
@@ -470,7 +470,7 @@ def test_the_device_is_remembered_for_that_account_only(app: Any, outbox: Outbox
     assert not skipped_the_otp(sign_in_again(browser, CUC)[0])
     # The same secret in another browser skips nothing for an account it does not remember.
     other = browser_for(app, outbox)
-    other.client.set_cookie("idp_device", device_cookie(browser).value, domain="localhost")
+    other.client.set_cookie("__Host-idp_device", device_cookie(browser).value, domain="localhost")
     assert not skipped_the_otp(sign_in_again(other, DUNG)[0])
 
 
@@ -490,7 +490,7 @@ def test_a_planted_secret_never_becomes_a_remembered_device(
     from idp.store.models import RememberedDevice, db
 
     planted = "p" * 43
-    browser.client.set_cookie("idp_device", planted, domain="localhost")
+    browser.client.set_cookie("__Host-idp_device", planted, domain="localhost")
     sign_in_remembering(browser, AN)
     secret = device_cookie(browser).value
     assert secret != planted
@@ -528,7 +528,7 @@ def test_a_forgotten_or_expired_device_asks_for_the_otp_again(
     if how == "switched_off":
         secret = device_cookie(browser).value
         browser = Browser(make_app(REMEMBER_DEVICE_DAYS=0).test_client(), outbox)
-        browser.client.set_cookie("idp_device", secret, domain="localhost")
+        browser.client.set_cookie("__Host-idp_device", secret, domain="localhost")
     assert not skipped_the_otp(sign_in_again(browser, AN)[0])
 
 

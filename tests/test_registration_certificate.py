@@ -497,9 +497,13 @@ def test_a_signature_over_another_challenge(app: Any, browser: Browser) -> None:
 
 def test_a_replayed_signature(app: Any, browser: Browser) -> None:
     signed = plugin_sign(browser, start_usb(browser, "citizen"), HUY)
-    assert location(send(browser, signed)).endswith("/certificate")
+    accepted = location(send(browser, signed))
+    assert accepted.endswith("/certificate")
     before = written(app)
-    again = send(browser, signed)
+    # The page session was renewed once the certificate was proven: the old form token is refused.
+    assert send(browser, signed).status_code == 400
+    fresh = csrf_of(text_of(browser.client.get(accepted)))
+    again = send(browser, signed, csrf_token=fresh)
     assert again.status_code == 422
     assert alert(again) == refusal("CHALLENGE")
     assert written(app) == before

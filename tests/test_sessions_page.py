@@ -108,7 +108,7 @@ def sid_of(card: str) -> str:
 
 
 def current_sid(app: Any, browser: Browser) -> str:
-    cookie = browser.client.get_cookie("idp_sso")
+    cookie = browser.client.get_cookie("__Host-idp_sso")
     assert cookie is not None
     with app.app_context():
         session = app.extensions["idp"].sessions.load(cookie.value)
@@ -280,7 +280,7 @@ def test_signing_out_this_device(app: Any, outbox: Outbox, backchannel: Backchan
     response = follow(browser, response)
     assert response.request.path == "/account/signed-out"
     assert "Bạn đã đăng xuất trên thiết bị này" in response.get_data(as_text=True)
-    assert browser.client.get_cookie("idp_sso") is None  # the cookie is deleted
+    assert browser.client.get_cookie("__Host-idp_sso") is None  # the cookie is deleted
     assert sid in logout_sids(backchannel, "/portal")
     assert passive_at_portal(browser)["error"] == "login_required"
     assert follow(browser, browser.client.get("/account")).request.path.startswith("/login/")
@@ -335,7 +335,7 @@ def test_signing_out_everywhere_asks_for_a_recent_sign_in_first(
 
 
 def current_sid_or_none(app: Any, browser: Browser) -> str | None:
-    cookie = browser.client.get_cookie("idp_sso")
+    cookie = browser.client.get_cookie("__Host-idp_sso")
     if cookie is None:
         return None
     with app.app_context():

@@ -11,6 +11,7 @@ from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from idp.flows import captcha, remember
+from idp.flows.browser import renew_binding
 from idp.flows.interaction import Interaction
 from idp.flows.otp import OtpSendRefused, refusal_message
 from idp.flows.pages import (
@@ -129,6 +130,10 @@ def citizen(ix_id: str) -> BaseResponse:
                 hotline=rt.config["SUPPORT_HOTLINE"],
             ),
         )
+    # Session fixation: a copy of this browser's cookie taken before the password is useless now.
+    # (After the pages above, whose form was built with the page session's current CSRF token;
+    # the OTP page builds its form afresh.)
+    renew_binding()
     if ix.pending_account_id == account_id and rt.otp.remaining_seconds(ix.otp_challenge) > 0:
         return redirect(url_for("flows.otp", ix_id=ix.id))
     return start_otp(ix, account_id, phones[0])

@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
+from idp.flows.browser import renew_binding
 from idp.flows.interaction import Interaction
 from idp.flows.otp import OtpSendRefused, refusal_message
 from idp.flows.pages import (
@@ -217,17 +218,19 @@ def organization(ix_id: str) -> BaseResponse:
             ),
         )
     if progress.totp and progress.phone:
-        _save(ix, progress)
-        return redirect(url_for("flows.org_method", ix_id=ix.id))
-    if progress.totp:
-        _save(ix, progress)
-        return redirect(url_for("flows.org_totp", ix_id=ix.id))
-    try:
-        progress.challenge = _send_sms(ix, progress)
-    except OtpSendRefused as refused:
-        return again(429, _refusal_message(refused))
+        target = "flows.org_method"
+    elif progress.totp:
+        target = "flows.org_totp"
+    else:
+        try:
+            progress.challenge = _send_sms(ix, progress)
+        except OtpSendRefused as refused:
+            return again(429, _refusal_message(refused))
+        target = "flows.org_sms"
     _save(ix, progress)
-    return redirect(url_for("flows.org_sms", ix_id=ix.id))
+    # Session fixation: a copy of this browser's cookie taken before the password is useless now.
+    renew_binding()
+    return redirect(url_for(target, ix_id=ix.id))
 
 
 def _pending(ix: Interaction) -> OrgProgress | None:

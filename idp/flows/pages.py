@@ -15,7 +15,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.clients import ACCOUNT_CLIENT_ID
-from idp.flows.browser import browser_id
+from idp.flows.browser import browser_id, renew_binding
 from idp.flows.interaction import Interaction, LoginResult
 from idp.flows.otp import OtpCheck, OtpOutcome
 from idp.flows.throttle import Throttle
@@ -134,4 +134,7 @@ def finish_login(ix: Interaction, account_id: int, amr: list[str], door: str = "
     )
     ix.pending_account_id = ix.otp_challenge = None
     rt.interactions.save(ix)
+    # Session fixation: whoever holds a copy of this browser's page session from before the
+    # sign-in cannot resume the authorization (and receive the code and the SSO cookie).
+    renew_binding()
     return redirect(url_for("oidc.resume", ix_id=ix.id))

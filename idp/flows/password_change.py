@@ -26,7 +26,7 @@ from wtforms.validators import Length
 
 from idp.flows import remember
 from idp.flows.account import current_person, signed_in
-from idp.flows.browser import browser_id
+from idp.flows.browser import browser_id, renew_binding
 from idp.flows.citizen import OtpForm
 from idp.flows.otp import OtpSendRefused, refusal_message
 from idp.flows.pages import ActionForm, bp, client_address, lockout_message, minutes, otp_refusal
@@ -165,6 +165,7 @@ def change_password() -> BaseResponse:
     )
     rt.store.set("pwchange:" + pid, json.dumps(asdict(pending)), lifetime)
     session[PENDING] = pid
+    renew_binding()  # the current password is proven (a redirect follows: no form renders here)
     return redirect(url_for("flows.change_password_otp"))
 
 

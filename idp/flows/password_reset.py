@@ -36,7 +36,7 @@ from wtforms import StringField
 from wtforms.validators import Length
 
 from idp.flows import captcha
-from idp.flows.browser import browser_id
+from idp.flows.browser import browser_id, renew_binding
 from idp.flows.citizen import OtpForm
 from idp.flows.interaction import Interaction
 from idp.flows.otp import OtpSendRefused, refusal_message
@@ -291,6 +291,7 @@ def forgot_otp(rid: str) -> BaseResponse:
     if error is not None:
         return _otp_page(reset, 401, error)
     rt.otp_throttle.success(name=name)
+    renew_binding()  # the phone is proven: a copy of the cookie taken before cannot set the password
     reset.verified = True
     _save(reset)
     return redirect(url_for("flows.forgot_new", rid=reset.id))

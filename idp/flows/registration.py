@@ -40,7 +40,7 @@ from wtforms import StringField
 from wtforms.validators import Length
 
 from idp.flows import captcha
-from idp.flows.browser import browser_id
+from idp.flows.browser import browser_id, renew_binding
 from idp.flows.citizen import OtpForm
 from idp.flows.interaction import Interaction
 from idp.flows.otp import OtpSendRefused, refusal_message
@@ -618,6 +618,7 @@ def register_otp(rid: str) -> BaseResponse:
     if error is not None:
         return otp_page(reg, 401, error)
     rt.otp_throttle.success(name=name)
+    renew_binding()  # the phone is proven: a copy of the cookie taken before cannot finish this
     reg.phone_verified = True
     save(reg)
     return redirect(url_for("flows.register_password", rid=reg.id))

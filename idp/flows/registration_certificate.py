@@ -43,6 +43,7 @@ from wtforms.validators import Length
 
 from idp.flows import captcha
 from idp.flows import registration as regflow
+from idp.flows.browser import renew_binding
 from idp.flows.pages import ActionForm, bp, client_address, lockout_message
 from idp.flows.registration import (
     _EMAIL,
@@ -517,6 +518,7 @@ def _accept(reg: Registration, signature: bytes, chain: ChainInput) -> BaseRespo
         reg.phone_verified = True
     reg.extra["verified"] = True
     reg.extra["challenge_id"] = None
+    renew_binding()  # the certificate is proven: a copy of the cookie taken before cannot finish this
     save(reg)
     log.info(
         "registration %s by %s %s: certificate verified (%s)",

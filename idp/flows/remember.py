@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import current_app, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from idp.flows.browser import DEVICE_COOKIE, cookie_name
 from idp.flows.devices import describe_user_agent
 from idp.flows.interaction import Interaction
 from idp.flows.pages import client_address
@@ -18,7 +19,6 @@ from idp.identity.accounts import find_citizen
 from idp.identity.assurance import satisfies
 from idp.store.models import RememberedDevice
 
-DEVICE_COOKIE = "idp_device"
 SKIPPED_OTP_AMR = ["pwd"]  # a password alone: sign-in strength 1, acr LoA1
 
 
@@ -27,7 +27,7 @@ def enabled() -> bool:
 
 
 def browser_secret() -> str | None:
-    secret = request.cookies.get(DEVICE_COOKIE)
+    secret = request.cookies.get(cookie_name(DEVICE_COOKIE))
     return secret if remembered_devices.valid_secret(secret) else None
 
 
@@ -77,7 +77,7 @@ def remember_browser(account_id: int) -> str:
 
 def set_device_cookie(response: BaseResponse, secret: str) -> None:
     response.set_cookie(
-        DEVICE_COOKIE,
+        cookie_name(DEVICE_COOKIE),
         secret,
         max_age=int(current_app.config["REMEMBER_DEVICE_DAYS"]) * 86400,
         httponly=True,

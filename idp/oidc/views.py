@@ -30,7 +30,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.flows.browser import SSO_COOKIE, browser_id
+from idp.flows.browser import SSO_COOKIE, browser_id, cookie_name, sso_cookie
 from idp.flows.citizen import begin_step_up
 from idp.flows.devices import this_device
 from idp.flows.interaction import Interaction
@@ -251,7 +251,7 @@ def _proceed(
     rt = runtime()
     server = _server()
     g.ui_locales = ctx.ui_locales
-    cookie = request.cookies.get(SSO_COOKIE)
+    cookie = sso_cookie()
     sso = rt.sessions.load(cookie)
     new_cookie = None
     fresh = False
@@ -321,7 +321,7 @@ def _proceed(
     if new_cookie:
         _set_sso_cookie(response, new_cookie)
     elif drop_cookie:
-        response.delete_cookie(SSO_COOKIE, path="/")
+        _drop_sso_cookie(response)
     return response
 
 
@@ -445,12 +445,18 @@ def _issue_code(grant: Any, ctx: AuthorizationContext, sso: Any, params: dict[st
 
 def _set_sso_cookie(response: BaseResponse, value: str) -> None:
     response.set_cookie(
-        SSO_COOKIE,
+        cookie_name(SSO_COOKIE),
         value,
         httponly=True,
         secure=current_app.config["SESSION_COOKIE_SECURE"],
         samesite="Lax",
         path="/",
+    )
+
+
+def _drop_sso_cookie(response: BaseResponse) -> None:
+    response.delete_cookie(
+        cookie_name(SSO_COOKIE), path="/", secure=current_app.config["SESSION_COOKIE_SECURE"], samesite="Lax"
     )
 
 
@@ -546,8 +552,7 @@ def logout() -> BaseResponse:
     except ValueError:
         return _logout_error("malformed logout request")
     g.ui_locales = req.ui_locales
-    cookie = request.cookies.get(SSO_COOKIE)
-    sso = rt.sessions.load(cookie)
+    sso = rt.sessions.load(sso_cookie())
     hint = req.id_token_claims or {}
     hint_matches = (
         bool(hint)
@@ -579,7 +584,7 @@ def logout_confirm() -> BaseResponse:
         if redirect_uri:
             return redirect(redirect_uri, 302)
         return redirect(url_for("oidc.logged_out", stayed=1), 303)
-    sso = rt.sessions.load(request.cookies.get(SSO_COOKIE))
+    sso = rt.sessions.load(sso_cookie())
     if sso is not None:
         _end_by_logout(sso, json.loads(pending).get("client") if pending else None)
     return _after_logout(redirect_uri)
@@ -603,7 +608,7 @@ def _after_logout(redirect_uri: str | None) -> BaseResponse:
     # A redirect to a GET page even without a post_logout_redirect_uri: reloading or switching the
     # language then shows the page again instead of repeating the logout request.
     response = redirect(redirect_uri or url_for("oidc.logged_out"), 302 if redirect_uri else 303)
-    response.delete_cookie(SSO_COOKIE, path="/")
+    _drop_sso_cookie(response)
     return response
 
 
