@@ -75,6 +75,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from idp.verifiers import build_registers
     from idp.verifiers.base import VerifierMisconfigured
     from idp.verifiers.signing import build_signing
+    from idp.web import inputs as web_inputs
 
     app = Flask(__name__, instance_path=str(Path("instance").resolve()))
     settings = resolve(environ(), load_instance_file(Path(app.instance_path) / "idp.cfg"), test_config)
@@ -192,6 +193,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         liveness.install(db.engine)
+    # Input is checked before anything reads it, the CSRF check included (idp.web.inputs).
+    web_inputs.install(app)
     csrf.init_app(app)
     web.install(app)
     try:

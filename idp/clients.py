@@ -3,7 +3,7 @@
 A relying party is one entry of the top-level ``clients:`` list. Secrets appear only as
 ``client_secret_hash`` (from ``idp clients hash-secret``) or ``client_secret_env`` (the name of an
 environment variable holding the secret). Redirect URIs are matched exactly; RFC 8252 loopback
-redirects match on any port.
+redirects of public (native) clients match on any port.
 """
 
 from __future__ import annotations
@@ -98,10 +98,17 @@ class ClientConfig:
         return self.secret_digest is not None and verify_secret(self.secret_digest, secret)
 
     def matches_redirect_uri(self, uri: str) -> bool:
-        return any(_same_uri(registered, uri) for registered in self.redirect_uris)
+        # RFC 8252 §7.3: any port for the loopback redirect of a native app (a public client),
+        # which cannot know its port in advance; a confidential client's URI matches exactly.
+        return any(
+            _same_uri(registered, uri, any_loopback_port=self.is_public) for registered in self.redirect_uris
+        )
 
     def matches_post_logout_redirect_uri(self, uri: str) -> bool:
-        return any(_same_uri(registered, uri) for registered in self.post_logout_redirect_uris)
+        return any(
+            _same_uri(registered, uri, any_loopback_port=self.is_public)
+            for registered in self.post_logout_redirect_uris
+        )
 
 
 def hash_secret(secret: str) -> str:
@@ -135,9 +142,11 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _same_uri(registered: str, presented: str) -> bool:
+def _same_uri(registered: str, presented: str, *, any_loopback_port: bool) -> bool:
     if registered == presented:
         return True
+    if not any_loopback_port:
+        return False
     reg, pre = urlsplit(registered), urlsplit(presented)
     # RFC 8252 §7.3: a loopback redirect matches whatever port the native app listens on.
     return (

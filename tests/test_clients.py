@@ -314,6 +314,23 @@ def test_redirect_uri_matching(tmp_path: Path, registered: str, presented: str, 
     assert rp.matches_redirect_uri(presented) is matches
 
 
+@pytest.mark.parametrize(
+    ("registered", "presented", "matches"),
+    [
+        ("http://127.0.0.1:8080/cb", "http://127.0.0.1:8080/cb", True),
+        ("http://127.0.0.1:8080/cb", "http://127.0.0.1:51234/cb", False),
+        ("http://127.0.0.1/cb", "http://127.0.0.1:51234/cb", False),
+        ("http://[::1]/cb", "http://[::1]:51234/cb", False),
+    ],
+)
+def test_a_confidential_clients_loopback_uri_matches_exactly(
+    tmp_path: Path, registered: str, presented: str, matches: bool
+) -> None:
+    rp = parse_client(valid(redirect_uris=[registered]), 0, tmp_path / "clients.yaml", {})
+    assert not rp.is_public
+    assert rp.matches_redirect_uri(presented) is matches
+
+
 def test_post_logout_redirect_uri_matching(tmp_path: Path) -> None:
     rp = parse_client(valid(post_logout_redirect_uris=["https://rp.example.vn/bye"]), 0, tmp_path, {})
     assert rp.matches_post_logout_redirect_uri("https://rp.example.vn/bye")

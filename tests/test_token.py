@@ -630,3 +630,119 @@ def test_token_endpoint_refuses_get(rp: Any) -> None:
     response = rp.get("/token", query_string={"grant_type": "authorization_code"})
     assert response.status_code == 405
     assert response.is_json and "error" in response.json
+
+
+# -- one authentication method per request (RFC 6749 §2.3), bounded assertions (RFC 7523 §3) ------
+TWO_METHODS = [
+    pytest.param(
+        lambda k: ({"client_secret": PORTAL_SECRET}, basic("portal", PORTAL_SECRET)),
+        id="basic-and-body-secret",
+    ),
+    pytest.param(
+        lambda k: (
+            {"client_id": "portal-post", "client_secret": POST_SECRET},
+            basic("portal-post", POST_SECRET),
+        ),
+        id="basic-and-body-secret-post-client",
+    ),
+    pytest.param(
+        lambda k: (
+            {"client_assertion_type": ASSERTION_TYPE, "client_assertion": client_assertion(k)},
+            basic("portal", PORTAL_SECRET),
+        ),
+        id="basic-and-assertion",
+    ),
+    pytest.param(
+        lambda k: (
+            {
+                "client_id": "jwt-client",
+                "client_secret": PORTAL_SECRET,
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": client_assertion(k),
+            },
+            {},
+        ),
+        id="body-secret-and-assertion",
+    ),
+    pytest.param(
+        lambda k: ({"client_id": "partner"}, basic("portal", PORTAL_SECRET)), id="basic-and-another-client_id"
+    ),
+]
+
+
+@pytest.mark.parametrize("endpoint", ["/token", "/revoke", "/introspect"])
+@pytest.mark.parametrize("credentials", TWO_METHODS)
+def test_two_authentication_methods_at_once_are_invalid_request(
+    rp: Any, jwt_key: ECKey, endpoint: str, credentials: Any
+) -> None:
+    form, headers = credentials(jwt_key)
+    data = {
+        "grant_type": "authorization_code",
+        "code": "c" * 43,
+        "redirect_uri": PORTAL_CALLBACK,
+        "token": "t" * 43,
+    }
+    assert_error(rp.post(endpoint, data={**data, **form}, headers=headers), "invalid_request")
+
+
+def test_the_same_client_id_in_the_body_beside_basic_is_accepted(browser: Browser, client: Any) -> None:
+    code, auth = code_for(browser)
+    response = client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": PORTAL_CALLBACK,
+            "code_verifier": auth.verifier,
+            "client_id": "portal",
+        },
+        headers=basic("portal", PORTAL_SECRET),
+    )
+    assert response.status_code == 200, response.json
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "accepted"),
+    [(60, True), (300, True), (3600, False), (365 * 86400, False)],
+)
+def test_a_client_assertion_may_live_a_few_minutes_only(
+    browser: Browser, client: Any, app: Any, jwt_key: ECKey, lifetime: int, accepted: bool
+) -> None:
+    code, auth = code_for(browser, "jwt-client")
+    jti = f"lifetime-{lifetime}"
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": CALLBACKS["jwt-client"],
+        "code_verifier": auth.verifier,
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": client_assertion(jwt_key, jti=jti, lifetime=lifetime),
+    }
+    response = client.post("/token", data=data)
+    if not accepted:
+        assert_error(response, "invalid_client", (400, 401))
+        return
+    assert response.status_code == 200, response.json
+    # The replay cache keeps the jti as long as the assertion could be used, not longer.
+    rt = app.extensions["idp"]
+    left = rt.store.ttl(f"jti:jwt-client:{jti}")
+    assert 0 < left <= 5 * 60 + 60, left
+
+
+def test_a_client_assertion_without_exp_is_refused(rp: Any, jwt_key: ECKey) -> None:
+    from joserfc import jwt as josejwt
+
+    now = int(time.time())
+    claims = {"iss": "jwt-client", "sub": "jwt-client", "aud": TOKEN_ENDPOINT, "jti": "no-exp", "iat": now}
+    assertion = josejwt.encode({"alg": "ES256", "kid": "jwt-client-1"}, claims, jwt_key, algorithms=["ES256"])
+    response = rp.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": "c" * 43,
+            "redirect_uri": CALLBACKS["jwt-client"],
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+        },
+    )
+    assert_error(response, "invalid_client", (400, 401))

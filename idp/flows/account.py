@@ -143,6 +143,10 @@ def _safe_next(value: str | None) -> str:
     home = url_for("flows.account_home")
     if not value or len(value) > 300 or "\\" in value or ".." in value:
         return home
+    # urlsplit drops tabs and line breaks and strips spaces before it parses: what it checked
+    # must be exactly what is returned (a CR LF here once reached a Location header).
+    if not value.isprintable() or value != value.strip():
+        return home
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or parts.fragment:
         return home

@@ -21,6 +21,8 @@ from typing import Literal, overload
 
 from flask import current_app, g, request, session
 
+from idp.store.ephemeral import EphemeralStore
+
 BINDING_KEY = "bk"  # in the page session
 BINDING_LIFETIME = 24 * 3600  # seconds; longer than any record bound to a browser
 _PREFIX = "bind:"
@@ -37,7 +39,7 @@ def cookie_name(base: str) -> str:
     return str(current_app.config["COOKIE_PREFIX"]) + base
 
 
-def _store():  # type: ignore[no-untyped-def]
+def _store() -> EphemeralStore:
     from idp.runtime import runtime
 
     return runtime().store

@@ -34,6 +34,8 @@ from idp.oidc.claims import (
     restrict_claims_request,
 )
 from idp.oidc.errors import UnmetAuthenticationRequirementsError, safe_description
+from idp.oidc.jsonlimits import check_jwt
+from idp.web.inputs import deferred_refusal
 
 # "create": Initiating User Registration via OpenID Connect 1.0 — the registration pages first.
 PROMPTS = frozenset({"none", "login", "consent", "select_account", "create"})
@@ -65,6 +67,13 @@ class AuthorizationContext:
 
 
 Check = Callable[[OAuth2Request, AuthorizationContext, Any], None]
+
+
+def check_input(request: OAuth2Request, ctx: AuthorizationContext, server: Any) -> None:
+    """A parameter with a control character or NUL (refused where input enters, idp.web.inputs)."""
+    refused = deferred_refusal()
+    if refused is not None:
+        raise InvalidRequestError(refused.description())
 
 
 def check_lengths(request: OAuth2Request, ctx: AuthorizationContext, server: Any) -> None:
@@ -179,6 +188,7 @@ def check_id_token_hint(request: OAuth2Request, ctx: AuthorizationContext, serve
     if not hint:
         return
     try:
+        check_jwt(hint)
         _, claims = server.keys.decode(hint)
     except (JoseError, ValueError):
         raise InvalidRequestError("id_token_hint is not an ID token issued here") from None
@@ -195,6 +205,7 @@ def check_hints(request: OAuth2Request, ctx: AuthorizationContext, server: Any) 
 
 # The order is the order the specifications read in; every check is one rule.
 CHECKS: tuple[Check, ...] = (
+    check_input,
     check_no_duplicates,
     check_lengths,
     check_request_object,

@@ -19,9 +19,13 @@ from sqlalchemy import select
 from idp.identity.accounts import verified_phones
 from idp.identity.claims import CLAIM_SCOPE, PROTOCOL_CLAIMS, SCOPE_CLAIMS
 from idp.identity.organizations import ORGANIZATION, organization_claim, role_names
+from idp.oidc.jsonlimits import check_json
 from idp.store.models import Account, Person, db, epoch
 
 CLAIMS_SUPPORTED = tuple(sorted(set(CLAIM_SCOPE) | PROTOCOL_CLAIMS))
+
+
+MAX_CLAIMS_LENGTH = 4096
 
 
 class ClaimsParameterError(ValueError):
@@ -32,6 +36,10 @@ def parse_claims_parameter(raw: str | None) -> dict[str, dict[str, Any]] | None:
     """Validate the `claims` request parameter; returns {"userinfo": {...}, "id_token": {...}}."""
     if raw is None or raw == "":
         return None
+    try:
+        check_json(raw, max_length=MAX_CLAIMS_LENGTH)
+    except ValueError as exc:
+        raise ClaimsParameterError(f"claims parameter is {exc}") from None
     try:
         value = json.loads(raw)
     except ValueError:

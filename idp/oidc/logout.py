@@ -11,11 +11,13 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import requests
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from joserfc.jwk import KeySet
 
 from idp.clients import ClientConfig
 from idp.flows.sessions import SessionStore, SsoSession
+from idp.oidc.jsonlimits import check_jwt
 
 log = logging.getLogger("idp.logout")
 
@@ -25,6 +27,15 @@ _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="backchannel")
 
 class EndSession(EndSessionEndpoint):
     """Validation of logout requests (id_token_hint, client_id, post_logout_redirect_uri, state)."""
+
+    def validate_request(self, request: Any) -> Any:
+        hint = request.payload.data.get("id_token_hint")
+        if hint:
+            try:
+                check_jwt(hint)
+            except ValueError:
+                raise InvalidRequestError("id_token_hint is not an ID token issued here") from None
+        return super().validate_request(request)
 
     def get_server_jwks(self) -> KeySet:
         return KeySet.import_key_set(self.server.keys.jwks())

@@ -30,6 +30,7 @@ from authlib.oauth2.rfc6749.errors import (
     InvalidScopeError,
     UnsupportedTokenTypeError,
 )
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -40,6 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from idp.clients import ClientConfig, ClientRegistry
 from idp.oidc.authorize import AuthorizationChecks
 from idp.oidc.claims import load_person_claims, released_claims, requested_claims
+from idp.oidc.jsonlimits import check_jwt
 from idp.oidc.keys import KeyRing
 from idp.oidc.logout import EndSession
 from idp.oidc.tokens import (
@@ -141,6 +143,10 @@ class IdpServer(AuthorizationServer):
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         return None
 
+    def authenticate_client(self, request: OAuth2Request, methods: list[str], endpoint: str = "token") -> Any:
+        check_one_authentication_method(request)
+        return super().authenticate_client(request, methods, endpoint)
+
     # -- tokens --------------------------------------------------------------------------
     def id_token(
         self,
@@ -222,8 +228,30 @@ class IdpServer(AuthorizationServer):
         return keyset
 
 
+def check_one_authentication_method(request: OAuth2Request) -> None:
+    """RFC 6749 §2.3: a client uses one authentication method per request. HTTP Basic, a
+    client_secret in the body and a client assertion are each a method; a client_id in the body
+    beside HTTP Basic must name the same client."""
+    form = request.form
+    basic = request.headers.get("Authorization", "")[:6].lower() == "basic "
+    body_secret = "client_secret" in form
+    assertion = "client_assertion" in form or "client_assertion_type" in form
+    if basic + body_secret + assertion > 1:
+        raise InvalidRequestError(description="the client authenticated by more than one method")
+    if basic and form.get("client_id"):
+        basic_id, _ = extract_basic_authorization(request.headers)
+        if basic_id is not None and basic_id != form["client_id"]:
+            raise InvalidRequestError(description="client_id differs from the HTTP Basic credentials")
+
+
+# RFC 7523 §3 leaves the assertion's lifetime to the server: a few minutes suffice for a request
+# made at once, and the replay cache keeps a jti no longer than its assertion could be used.
+MAX_ASSERTION_LIFETIME = 300
+
+
 class PrivateKeyJwtAuth(JWTBearerClientAssertion):
-    """RFC 7523 client authentication, with the assertion's jti remembered to refuse replays."""
+    """RFC 7523 client authentication, with the assertion's jti remembered to refuse replays, and
+    an assertion that expires more than MAX_ASSERTION_LIFETIME seconds from now refused."""
 
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
@@ -231,11 +259,30 @@ class PrivateKeyJwtAuth(JWTBearerClientAssertion):
         super().__init__(validate_jti=True, leeway=30)
         self.server = server
 
+    def __call__(self, query_client: Any, request: OAuth2Request) -> Any:
+        assertion = request.form.get("client_assertion")
+        if assertion:
+            try:
+                check_jwt(assertion)
+            except ValueError:
+                raise InvalidClientError(description="the client assertion is malformed") from None
+        return super().__call__(query_client, request)
+
     def get_audiences(self) -> list[str]:
         return [self.server.issuer, self.server.issuer + "/token"]
 
+    def verify_claims(self, claims: Any) -> None:
+        exp = claims.get("exp")
+        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+            if exp - time.time() > MAX_ASSERTION_LIFETIME + self.leeway:
+                raise InvalidClientError(description="the client assertion lives too long")
+            iat = claims.get("iat")
+            if isinstance(iat, (int, float)) and exp - iat > MAX_ASSERTION_LIFETIME + self.leeway:
+                raise InvalidClientError(description="the client assertion lives too long")
+        super().verify_claims(claims)
+
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
-        ttl = max(60, int(claims.get("exp", 0) - time.time()) + 60)
+        ttl = min(MAX_ASSERTION_LIFETIME, max(0, int(claims["exp"] - time.time()))) + self.leeway + 30
         return self.server.store.set(f"jti:{claims['sub']}:{jti}", "1", ttl, only_if_absent=True)
 
     def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
