@@ -347,3 +347,67 @@ def test_the_phone_cap_counts_one_phone_across_accounts(make_app: Any, outbox: O
     assert response.status_code == 429
     assert alert(response).startswith("Số điện thoại này đã nhận quá nhiều mã OTP trong một giờ.")
     assert outbox.count(AN.phone) == 1
+
+
+# -- concurrent attempts: the limit bounds the password checks, not only the lockout ---------------------
+@pytest.mark.parametrize("door", ["citizen", "organization"])
+def test_concurrent_wrong_passwords_get_no_more_checks_than_the_limit(
+    make_app: Any, outbox: Outbox, door: str
+) -> None:
+    """Twenty wrong passwords for one name at once: at most PASSWORD_MAX_FAILURES of them reach
+    the (slow) password check; the others are refused at once with the lockout message, and the
+    name is locked afterwards. A real argon2 cost makes the checks overlap."""
+    import threading
+
+    from tests.support.driver import csrf_of
+    from tests.support.org import LAN
+
+    app = make_app(ARGON2_MEMORY_KIB=19456, ARGON2_TIME_COST=2, PASSWORD_MAX_FAILURES=5)
+    hashing = app.extensions["idp"].hashing
+    checks = []
+    real_verify = hashing.verify
+
+    def counted_verify(stored: Any, password: str) -> bool:
+        checks.append(password)
+        return real_verify(stored, password)
+
+    hashing.verify = counted_verify  # counts the calls; the real check still runs
+    username = AN.username if door == "citizen" else LAN.username
+    prepared = []
+    for i in range(20):
+        browser = from_address(Browser(app.test_client(), outbox), f"198.51.100.{i + 1}")
+        response, _ = browser.start()
+        login = urlsplit_path(response.headers["Location"])
+        path = f"{login}/{door}"
+        token = csrf_of(browser.client.get(path).get_data(as_text=True))
+        prepared.append((browser, path, token))
+    start = threading.Barrier(len(prepared))
+    statuses: list[int] = []
+
+    def attempt(browser: Browser, path: str, token: str) -> None:
+        start.wait()
+        response = browser.client.post(
+            path, data={"csrf_token": token, "username": username, "password": WRONG_PASSWORD}
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=attempt, args=p) for p in prepared]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(statuses) == 20, statuses
+    assert len(checks) <= 5, f"{len(checks)} password checks for a limit of 5"
+    assert statuses.count(401) == len(checks) and statuses.count(429) == 20 - len(checks), statuses
+    # The name is locked now, for the owner's right password too.
+    owner = from_address(Browser(app.test_client(), outbox), "203.0.113.99")
+    response, _ = owner.start()
+    path = f"{urlsplit_path(response.headers['Location'])}/{door}"
+    right = AN.password if door == "citizen" else LAN.password
+    assert post_password(owner, path, username, right).status_code == 429
+
+
+def urlsplit_path(location: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(location).path

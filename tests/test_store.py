@@ -7,6 +7,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -103,6 +104,36 @@ def test_incr_window_ends(store: EphemeralStore) -> None:
 
 
 # -- set / get / delete ----------------------------------------------------------------------------
+def test_take_quota_counts_on_every_counter_or_on_none(store: EphemeralStore) -> None:
+    assert store.take_quota([("q:a", 2, 60), ("q:b", 5, 60)]) == (-1, 0)
+    assert store.take_quota([("q:a", 2, 60), ("q:b", 5, 60)]) == (-1, 0)
+    index, left = store.take_quota([("q:a", 2, 60), ("q:b", 5, 60)])
+    assert index == 0 and 0 < left <= 60  # q:a is full; q:b was not counted a third time
+    assert store.get("q:b") == "2"
+
+
+def test_take_quota_refuses_while_a_blocker_exists(store: EphemeralStore) -> None:
+    store.set("q:lock", "1", 30)
+    index, left = store.take_quota([("q:c", 5, 60)], blockers=["q:none", "q:lock"])
+    assert index == 1 and 0 < left <= 30
+    assert store.get("q:c") is None
+    assert store.take_quota([("q:c", 5, 60)], blockers=["q:none"]) == (-1, 0)
+
+
+def test_concurrent_take_quota_never_exceeds_the_limit(store: EphemeralStore) -> None:
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda _: store.take_quota([("q:d", 5, 60)]), range(40)))
+    assert sum(1 for index, _ in answers if index < 0) == 5
+    assert store.get("q:d") == "5"
+
+
+def test_give_back_never_goes_below_zero(store: EphemeralStore) -> None:
+    store.take_quota([("q:e", 5, 60)])
+    store.give_back(["q:e", "q:missing"])
+    store.give_back(["q:e"])
+    assert store.get("q:e") == "0" and store.get("q:missing") is None
+
+
 def test_set_only_if_absent(store: EphemeralStore) -> None:
     assert store.set("jti:one", "first", 60, only_if_absent=True) is True
     assert store.set("jti:one", "second", 60, only_if_absent=True) is False

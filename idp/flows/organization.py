@@ -182,16 +182,17 @@ def organization(ix_id: str) -> BaseResponse:
     username = normalize_username(form.username.data)
     address = client_address()
     throttle = password_throttle()
-    wait = throttle.locked_for(name=username, address=address)
+    # Counted before the (slow) check: concurrent attempts never get more checks than the limit.
+    wait = throttle.reserve(name=username, address=address)
     if wait:
         return again(429, lockout_message(wait))
     account = find_staff(username)
     password_ok = rt.hashing.verify(account.password_hash if account else None, form.password.data)
     if not password_ok or account is None:
-        locked = throttle.failure(name=username, address=address)
+        locked = throttle.failed(name=username, address=address)
         db.session.rollback()
         return again(401, lockout_message(locked) if locked else _("Tên đăng nhập hoặc mật khẩu không đúng."))
-    throttle.success(name=username)
+    throttle.succeeded(name=username, address=address)
     if not is_active_staff(account):
         db.session.rollback()
         return again(
@@ -368,7 +369,7 @@ def org_totp(ix_id: str) -> BaseResponse:
     if not form.validate_on_submit():
         return _code_page(ix, progress, "totp", 400, _("Vui lòng nhập mã gồm 6 chữ số."))
     address, name, throttle = client_address(), str(progress.account_id), code_throttle()
-    wait = throttle.locked_for(name=name, address=address)
+    wait = throttle.reserve(name=name, address=address)  # a guessable code: counted before it is checked
     if wait:
         return _code_page(ix, progress, "totp", 429, lockout_message(wait))
     outcome = verify_totp(progress.account_id, form.otp.data, second_factor_keys())
@@ -381,9 +382,9 @@ def org_totp(ix_id: str) -> BaseResponse:
             _("Mã này đã được dùng. Vui lòng đợi ứng dụng hiện mã mới rồi nhập mã mới."),
         )
     if outcome is not TotpOutcome.OK:
-        locked = throttle.failure(name=name, address=address)
+        locked = throttle.failed(name=name, address=address)
         return _code_page(ix, progress, "totp", 401, wrong_code_message(locked))
-    throttle.success(name=name)
+    throttle.succeeded(name=name, address=address)
     return _passed(ix, progress, TOTP_AMR)
 
 
@@ -399,18 +400,18 @@ def org_recovery(ix_id: str) -> BaseResponse:
     if not form.validate_on_submit():
         return _code_page(ix, progress, "recovery", 400, _("Vui lòng nhập mã khôi phục."))
     address, name, throttle = client_address(), str(progress.account_id), code_throttle()
-    wait = throttle.locked_for(name=name, address=address)
+    wait = throttle.reserve(name=name, address=address)  # a guessable code: counted before it is checked
     if wait:
         return _code_page(ix, progress, "recovery", 429, lockout_message(wait))
     if not use_recovery_code(progress.account_id, form.recovery_code.data, second_factor_keys(), ip=address):
-        locked = throttle.failure(name=name, address=address)
+        locked = throttle.failed(name=name, address=address)
         error = (
             lockout_message(locked)
             if locked
             else _("Mã khôi phục không đúng hoặc đã được dùng. Mỗi mã chỉ dùng được một lần.")
         )
         return _code_page(ix, progress, "recovery", 401, error)
-    throttle.success(name=name)
+    throttle.succeeded(name=name, address=address)
     progress.used_recovery = True
     return _passed(ix, progress, RECOVERY_AMR)
 

@@ -4,6 +4,14 @@ Counters are kept per login name (whether or not an account exists, so the answe
 and per client address. After PASSWORD_MAX_FAILURES failures in a row the subject is locked for
 LOCKOUT_BASE_SECONDS, doubling with each further lockout that day up to LOCKOUT_MAX_SECONDS.
 A lockout always ends by itself; no stranger can lock an account for good.
+
+A check that is slow (a password hash) or guessable (an authenticator code) reserves its attempt
+first (``reserve``): the attempt is counted, atomically, before it is checked, and refused at
+once while the subject is locked or as many attempts as the limit allows are already counted, so
+concurrent attempts can never be checked more often than the limit. Its outcome is then told
+with ``failed`` (which may start the lockout) or ``succeeded`` (which gives the address's count
+back: only failures count against an address). ``failure`` counts an event that was not reserved
+(an OTP code voided by wrong entries).
 """
 
 from __future__ import annotations
@@ -55,19 +63,61 @@ class Throttle:
             subjects.append(_subject("ip", address))
         return subjects
 
+    def reserve(self, *, name: str | None = None, address: str | None = None) -> int:
+        """Count an attempt before it is checked: 0 when it may be checked now; otherwise nothing
+        is counted and the answer is the seconds to wait (the lockout, or the one about to start
+        when the limit's worth of attempts is already under way)."""
+        subjects = self._subjects(name, address)
+        counters = [(self._keys(s)[0], self._limit(s), self.policy.max_seconds) for s in subjects]
+        index, left = self.store.take_quota(counters, blockers=[self._keys(s)[1] for s in subjects])
+        if index < 0:
+            return 0
+        if index < len(subjects):  # locked
+            return max(1, left)
+        return self.locked_for(name=name, address=address) or self.policy.base_seconds
+
+    def failed(self, *, name: str | None = None, address: str | None = None) -> int:
+        """A reserved attempt failed (it is counted already): the lockout in seconds it started."""
+        return self._lock_full(self._subjects(name, address), counted=False)
+
+    def succeeded(self, *, name: str | None = None, address: str | None = None) -> None:
+        """A reserved attempt succeeded: the name's failures are cleared, the address's count
+        given back."""
+        self.success(name=name)
+        if address:
+            self.store.give_back([self._keys(_subject("ip", address))[0]])
+
     def failure(self, *, name: str | None = None, address: str | None = None) -> int:
-        """Count a failure; returns the lockout in seconds it started (0 when none)."""
+        """Count a failure that was not reserved; returns the lockout in seconds it started (0 when none)."""
+        return self._lock_full(self._subjects(name, address), counted=True)
+
+    def _lock_full(self, subjects: list[str], *, counted: bool) -> int:
         started = 0
-        for subject in self._subjects(name, address):
+        for subject in subjects:
             fail_key, lock_key, level_key = self._keys(subject)
-            count = self.store.incr(fail_key, self.policy.max_seconds)
-            if count >= self._limit(subject):
+            if counted:
+                count = self.store.incr(fail_key, self.policy.max_seconds)
+            else:
+                count = int(self.store.get(fail_key) or 0)
+            if count < self._limit(subject):
+                continue
+            if counted:
                 level = self.store.incr(level_key, 86400)
-                seconds = min(self.policy.base_seconds * 2 ** (level - 1), self.policy.max_seconds)
+                seconds = self._seconds(level)
                 self.store.set(lock_key, str(level), seconds)
-                self.store.delete(fail_key)
-                started = max(started, seconds)
+            else:
+                # Reserved attempts finish concurrently: the first to find the limit reached locks.
+                level = int(self.store.get(level_key) or 0) + 1
+                seconds = self._seconds(level)
+                if not self.store.set(lock_key, str(level), seconds, only_if_absent=True):
+                    continue
+                self.store.incr(level_key, 86400)
+            self.store.delete(fail_key)
+            started = max(started, seconds)
         return started
+
+    def _seconds(self, level: int) -> int:
+        return min(self.policy.base_seconds * 2 ** (level - 1), self.policy.max_seconds)
 
     def release(self, name: str) -> None:
         """End the name's lockout and its failure count at once (the day's level is kept, so that

@@ -32,7 +32,10 @@ class EphemeralStore(Protocol):
     def take(self, key: str) -> str | None: ...
     def consume(self, key: str, marker_ttl: int) -> tuple[str | None, int]: ...
     def incr(self, key: str, ttl: int) -> int: ...
-    def take_quota(self, counters: Sequence[tuple[str, int, int]]) -> tuple[int, int]: ...
+    def take_quota(
+        self, counters: Sequence[tuple[str, int, int]], blockers: Sequence[str] = ()
+    ) -> tuple[int, int]: ...
+    def give_back(self, keys: Sequence[str]) -> None: ...
     def ttl(self, key: str) -> int: ...
     def ttl_many(self, keys: Sequence[str]) -> list[int]: ...
     def sadd(self, key: str, member: str, ttl: int) -> None: ...
@@ -57,17 +60,34 @@ if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
 
-# Quotas (key, limit, ttl): refuse when any counter is at its limit, else count one on each, in
-# one step. Returns {0, 0} when counted, or {i, seconds left} of the first full counter (1-based).
+# Quotas: KEYS are ARGV[1] blockers (refuse while one exists) then counters (key, limit, ttl in
+# ARGV): refuse when a blocker exists or a counter is at its limit, else count one on each counter,
+# in one step. Returns {0, 0} when counted, or {i, seconds left} of the first refusing key (1-based,
+# blockers first).
 _TAKE_QUOTA = """
-for i, key in ipairs(KEYS) do
-  local n = tonumber(redis.call('GET', key) or '0')
-  if n >= tonumber(ARGV[2 * i - 1]) then return {i, redis.call('TTL', key)} end
+local nb = tonumber(ARGV[1])
+for i = 1, nb do
+  local left = redis.call('TTL', KEYS[i])
+  if left > 0 or left == -1 then return {i, left} end
 end
-for i, key in ipairs(KEYS) do
-  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[2 * i]) end
+for i = nb + 1, #KEYS do
+  local j = i - nb
+  local n = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if n >= tonumber(ARGV[2 * j]) then return {i, redis.call('TTL', KEYS[i])} end
+end
+for i = nb + 1, #KEYS do
+  local j = i - nb
+  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[2 * j + 1]) end
 end
 return {0, 0}
+"""
+
+# Give one counted use back to each counter that still holds one (its expiry unchanged).
+_GIVE_BACK = """
+for _, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+end
+return 0
 """
 
 _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError)
@@ -88,6 +108,7 @@ class RedisStore:
         self._consume = self.client.register_script(_CONSUME)
         self._incr = self.client.register_script(_INCR)
         self._take_quota = self.client.register_script(_TAKE_QUOTA)
+        self._give_back = self.client.register_script(_GIVE_BACK)
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -137,16 +158,24 @@ class RedisStore:
     def incr(self, key: str, ttl: int) -> int:
         return int(self._call(self._incr, keys=[self._k(key)], args=[max(1, int(ttl))]))
 
-    def take_quota(self, counters: Sequence[tuple[str, int, int]]) -> tuple[int, int]:
-        """Count one use on every (key, limit, ttl) counter unless one is full: then count nothing
-        and return (its index, its seconds left); (-1, 0) when counted."""
+    def take_quota(
+        self, counters: Sequence[tuple[str, int, int]], blockers: Sequence[str] = ()
+    ) -> tuple[int, int]:
+        """Count one use on every (key, limit, ttl) counter unless a blocker key exists or a counter
+        is full: then count nothing and return (its index, its seconds left), blockers numbered
+        first; (-1, 0) when counted."""
         if not counters:
             return -1, 0
-        args: list[int] = []
+        args: list[int] = [len(blockers)]
         for _, limit, ttl in counters:
             args += [int(limit), max(1, int(ttl))]
-        index, left = self._call(self._take_quota, keys=[self._k(k) for k, _, _ in counters], args=args)
+        keys = [self._k(k) for k in blockers] + [self._k(k) for k, _, _ in counters]
+        index, left = self._call(self._take_quota, keys=keys, args=args)
         return int(index) - 1, max(0, int(left))
+
+    def give_back(self, keys: Sequence[str]) -> None:
+        if keys:
+            self._call(self._give_back, keys=[self._k(k) for k in keys])
 
     def ttl(self, key: str) -> int:
         return int(self._call(self.client.ttl, self._k(key)))
@@ -257,9 +286,14 @@ class MemoryStore:
             self._data[key] = (1, self._expiry(ttl))
             return 1
 
-    def take_quota(self, counters: Sequence[tuple[str, int, int]]) -> tuple[int, int]:
+    def take_quota(
+        self, counters: Sequence[tuple[str, int, int]], blockers: Sequence[str] = ()
+    ) -> tuple[int, int]:
         with self._lock:
-            for index, (key, limit, _) in enumerate(counters):
+            for index, key in enumerate(blockers):
+                if self._live(key) is not None:
+                    return index, max(1, int(self._data[key][1] - time.monotonic()))
+            for index, (key, limit, _) in enumerate(counters, start=len(blockers)):
                 current = self._live(key)
                 if isinstance(current, int) and current >= limit:
                     return index, max(0, int(self._data[key][1] - time.monotonic()))
@@ -270,6 +304,13 @@ class MemoryStore:
                 else:
                     self._data[key] = (1, self._expiry(ttl))
             return -1, 0
+
+    def give_back(self, keys: Sequence[str]) -> None:
+        with self._lock:
+            for key in keys:
+                current = self._live(key)
+                if isinstance(current, int) and current > 0:
+                    self._data[key] = (current - 1, self._data[key][1])
 
     def ttl(self, key: str) -> int:
         with self._lock:
