@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
 import requests
 
 from tests.support.clients import MOBILE_CALLBACK, PORTAL_CALLBACK, PORTAL_SECRET
@@ -237,6 +238,65 @@ def test_redis_stopped_and_restarted(
     )
     assert refresh(idp, rotated.json()["refresh_token"], "mobile").status_code == 200
     # A whole new sign-in and code exchange.
+    tokens = sign_in_and_exchange(deployment, idp, AN)
+    assert userinfo(idp, tokens["access_token"]).json()["name"] == AN.name
+
+
+def fill_redis(server: PrivateRedis) -> redis.Redis:
+    """Cap the server's memory just above what it holds, refuse writes beyond it (noeviction, the
+    setting that keeps codes and sessions from being evicted), then fill it: every write fails."""
+    client = redis.Redis(host="127.0.0.1", port=server.port)
+    used = int(client.info("memory")["used_memory"])
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", used + 2 * 1024 * 1024)
+    # Large values first, then small ones: a refused large value's request buffer is freed again,
+    # which would leave room for the small writes idp makes.
+    for size, count in ((64 * 1024, 200), (256, 20000)):
+        try:
+            for i in range(count):
+                client.set(f"filler:{size}:{i}", "x" * size)
+        except redis.exceptions.OutOfMemoryError:
+            continue
+        pytest.fail("the private Redis never filled up")
+    return client
+
+
+def test_redis_out_of_memory(deployment: Deployment, idp: IdpProcess, redis_server: PrivateRedis) -> None:
+    """Redis full (maxmemory, noeviction): every write fails with OOM. Pages answer 503 and
+    protocol endpoints temporarily_unavailable, as for a stopped Redis, never a 500; when memory is
+    freed, service resumes by itself and nothing was lost."""
+    portal = sign_in_and_exchange(deployment, idp, AN)
+    mobile = sign_in_and_exchange(deployment, idp, BINH, "mobile")
+    sso = deployment.browser(idp)
+    url, _, verifier = authorization_url(idp)
+    code = query_of(sso.sign_in(url, CUC))["code"]
+    mark = idp.log_size()
+    client = fill_redis(redis_server)
+    try:
+        # A new authorization writes an interaction: a page, 503.
+        url, _, _ = authorization_url(idp)
+        assert_unavailable_page(timed(deployment.browser(idp).get, url))
+        # The SSO browser's next sign-in writes a code: a page, 503.
+        url, _, _ = authorization_url(idp)
+        assert_unavailable_page(timed(sso.get, url))
+        # Protocol endpoints write tokens.
+        assert_oauth_unavailable(timed(exchange, idp, code, verifier))
+        assert_oauth_unavailable(timed(refresh, idp, portal["refresh_token"]))
+        assert_oauth_unavailable(timed(refresh, idp, mobile["refresh_token"], "mobile"))
+        # Reading still works: an access token issued before is still honoured.
+        assert userinfo(idp, portal["access_token"]).status_code == 200
+    finally:
+        client.config_set("maxmemory", 0)
+        for key in client.scan_iter("filler:*", count=1000):
+            client.delete(key)
+        client.close()
+    logged = idp.logs(mark)
+    assert "unhandled error" not in logged and "Traceback" not in logged, logged[-3000:]
+    # Memory back: what was refused works now, the code included (it was not spent by the 503).
+    assert refresh(idp, portal["refresh_token"]).status_code == 200
+    rotated = refresh(idp, mobile["refresh_token"], "mobile")
+    assert rotated.status_code == 200, rotated.text
+    assert exchange(idp, code, verifier).status_code == 200
     tokens = sign_in_and_exchange(deployment, idp, AN)
     assert userinfo(idp, tokens["access_token"]).json()["name"] == AN.name
 

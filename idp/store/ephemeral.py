@@ -91,6 +91,28 @@ return 0
 """
 
 _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError)
+# Answers of a server that is up but cannot take the command now: out of memory with noeviction,
+# a replica or a primary refusing writes, a transaction discarded because one of its writes was
+# refused, a persistence failure that stops writes, a failover under way. Like a stopped server,
+# they are an outage for the request (503), not a bug (500).
+_REDIS_REFUSING = (
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ExecAbortError,
+    redis.exceptions.ReadOnlyError,
+)
+_REFUSAL_PREFIXES = (
+    "OOM",
+    "MISCONF",
+    "READONLY",
+    "LOADING",
+    "NOREPLICAS",
+    "MASTERDOWN",
+    "BUSY",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "EXECABORT",
+    "UNBLOCKED",
+)
 
 
 class RedisStore:
@@ -118,9 +140,13 @@ class RedisStore:
             return fn(*args, **kwargs)
         except _REDIS_DOWN as exc:
             raise StoreUnavailable(f"redis: {exc.__class__.__name__}") from exc
+        except _REDIS_REFUSING as exc:
+            raise StoreUnavailable(f"redis: {exc.__class__.__name__}") from exc
         except redis.RedisError as exc:
-            if "READONLY" in str(exc) or "LOADING" in str(exc):
-                raise StoreUnavailable(f"redis: {exc}") from exc
+            # A script's error carries the refusal inside its message ("... OOM command not allowed").
+            text = str(exc)
+            if text.startswith(_REFUSAL_PREFIXES) or any(f" {p} " in f" {text} " for p in _REFUSAL_PREFIXES):
+                raise StoreUnavailable(f"redis: {text.split(' ', 1)[0]}") from exc
             raise
 
     def get(self, key: str) -> str | None:
