@@ -243,21 +243,22 @@ def test_redis_stopped_and_restarted(
 
 
 def fill_redis(server: PrivateRedis) -> redis.Redis:
-    """Cap the server's memory just above what it holds, refuse writes beyond it (noeviction, the
-    setting that keeps codes and sessions from being evicted), then fill it: every write fails."""
+    """Fill the server past its cap, with noeviction (the setting that keeps codes and sessions
+    from being evicted): every write then fails with OOM. The cap ends well below what is held,
+    so that keys expiring meanwhile do not make room again."""
     client = redis.Redis(host="127.0.0.1", port=server.port)
-    used = int(client.info("memory")["used_memory"])
     client.config_set("maxmemory-policy", "noeviction")
-    client.config_set("maxmemory", used + 2 * 1024 * 1024)
-    # Large values first, then small ones: a refused large value's request buffer is freed again,
-    # which would leave room for the small writes idp makes.
-    for size, count in ((64 * 1024, 200), (256, 20000)):
-        try:
-            for i in range(count):
-                client.set(f"filler:{size}:{i}", "x" * size)
-        except redis.exceptions.OutOfMemoryError:
-            continue
+    client.config_set("maxmemory", int(client.info("memory")["used_memory"]) + 1024 * 1024)
+    try:
+        for i in range(1000):
+            client.set(f"filler:{i}", "x" * 64 * 1024)
+    except redis.exceptions.OutOfMemoryError:
+        pass
+    else:
         pytest.fail("the private Redis never filled up")
+    client.config_set("maxmemory", int(client.info("memory")["used_memory"]) // 2)
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        client.set("filler:probe", "x")
     return client
 
 
@@ -345,12 +346,16 @@ def test_postgres_stopped_and_restarted(
     postgres_server.start()
     wait_ready(idp)
 
-    # Nothing half written: the exchange refused during the outage left no grant behind, and its
-    # code, single use, issues nothing now either.
+    # Nothing half written: the exchange refused during the outage left no grant behind. The code
+    # was not spent by the 503: the portal's retry gets the tokens (a code is spent only when its
+    # tokens are issued), and a second redemption still fails and revokes what the first issued.
     assert grant_rows(postgres_server) == grants_before
     late = exchange(idp, code, verifier)
-    assert late.status_code == 400 and late.json()["error"] == "invalid_grant", late.text
-    assert grant_rows(postgres_server) == grants_before
+    assert late.status_code == 200, late.text
+    assert grant_rows(postgres_server) == grants_before + 1
+    again = exchange(idp, code, verifier)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant", again.text
+    assert userinfo(idp, late.json()["access_token"]).status_code == 401
     # What was refused during the outage works now.
     assert refresh(idp, portal["refresh_token"]).status_code == 200
     assert refresh(idp, mobile["refresh_token"], "mobile").status_code == 200

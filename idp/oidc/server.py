@@ -14,6 +14,7 @@ to us or gets wrong in its current release is handled here:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import threading
 import time
@@ -36,7 +37,7 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from joserfc.jwk import KeySet
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from idp.clients import ClientConfig, ClientRegistry
 from idp.oidc.authorize import AuthorizationChecks
@@ -51,7 +52,7 @@ from idp.oidc.tokens import (
     RefreshTokenRecord,
     TokenService,
 )
-from idp.store.ephemeral import EphemeralStore
+from idp.store.ephemeral import EphemeralStore, StoreUnavailable
 from idp.store.models import db, epoch
 
 ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
@@ -337,6 +338,19 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         return Principal(authorization_code.account_id, authorization_code.subject)
 
     def create_token_response(self):
+        """Issue the tokens. The code was consumed when it was looked up; when a store fails
+        before the grant is committed, the code is given back (spent only when its tokens are
+        issued) and the outage answered as such (503), so that the client may retry."""
+        committed: list[bool] = []
+        try:
+            return self._issue_tokens(committed)
+        except (SQLAlchemyError, StoreUnavailable):
+            if not committed:
+                with contextlib.suppress(StoreUnavailable):
+                    self.server.tokens.unspend_code(self.request.payload.data.get("code") or "")
+            raise
+
+    def _issue_tokens(self, committed: list[bool]):
         client: OAuthClient = self.request.client
         record: CodeRecord = self.request.authorization_code
         server = self.server
@@ -359,6 +373,14 @@ class CodeGrant(grants.AuthorizationCodeGrant):
                 lifetime=lifetime,
                 with_refresh=client.check_grant_type("refresh_token"),
             )
+        except IntegrityError:
+            # The grant exists: an earlier exchange of this code committed it though its answer
+            # was lost. A second redemption: revoke what the first issued, issue nothing.
+            db.session.rollback()
+            committed.append(True)
+            server.tokens.mark_revoked([record.grant_id], "code_replay")
+            server.tokens.revoke_grants([record.grant_id], "code_replay")
+            raise InvalidGrantError() from None
         except SQLAlchemyError:
             db.session.rollback()
             raise
@@ -379,6 +401,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             db.session.rollback()
             server.tokens.revoke_access_token(access)
             raise
+        committed.append(True)
         if server.tokens.is_marked_revoked(record.grant_id):
             # The code was replayed while this grant was being written: revoke it, issue nothing.
             server.tokens.revoke_grants([record.grant_id], "code_replay")

@@ -215,6 +215,12 @@ class TokenService:
             return None, False
         return CodeRecord(**json.loads(raw)), uses == 1
 
+    def unspend_code(self, code: str) -> bool:
+        """The exchange failed before its tokens were issued (a store was unavailable): the code
+        may be redeemed again, so that the client's retry does not lose the person's sign-in.
+        A replay that came meanwhile stays counted (and has marked the grant revoked)."""
+        return self.store.unconsume("code:" + digest(code))
+
     # -- access tokens -------------------------------------------------------------------
     def issue_access_token(
         self,

@@ -31,6 +31,7 @@ class EphemeralStore(Protocol):
     def delete(self, *keys: str) -> int: ...
     def take(self, key: str) -> str | None: ...
     def consume(self, key: str, marker_ttl: int) -> tuple[str | None, int]: ...
+    def unconsume(self, key: str) -> bool: ...
     def incr(self, key: str, ttl: int) -> int: ...
     def take_quota(
         self, counters: Sequence[tuple[str, int, int]], blockers: Sequence[str] = ()
@@ -181,6 +182,14 @@ class RedisStore:
         n, value = self._call(self._consume, keys=[self._k(key), self._k(key + ":uses")], args=[marker_ttl])
         return (value or None), int(n)
 
+    def unconsume(self, key: str) -> bool:
+        """Undo the first consumption of `key` (a later one, a replay, stays counted). Plain GET
+        and DEL, which a server out of memory still accepts (a script it would refuse)."""
+        uses = self._k(key + ":uses")
+        if self._call(self.client.get, uses) != "1":
+            return False
+        return bool(self._call(self.client.delete, uses))
+
     def incr(self, key: str, ttl: int) -> int:
         return int(self._call(self._incr, keys=[self._k(key)], args=[max(1, int(ttl))]))
 
@@ -302,6 +311,13 @@ class MemoryStore:
             expiry = self._data[uses_key][1] if n > 1 else self._expiry(marker_ttl)
             self._data[uses_key] = (n, expiry)
             return value, n
+
+    def unconsume(self, key: str) -> bool:
+        with self._lock:
+            if self._live(key + ":uses") != 1:
+                return False
+            del self._data[key + ":uses"]
+            return True
 
     def incr(self, key: str, ttl: int) -> int:
         with self._lock:
