@@ -96,3 +96,30 @@ def test_gateway_down_during_sign_in_shows_a_page_and_allows_a_retry(
     response = person.submit_password(login, AN.username, AN.password)
     assert response.status_code == 302 and response.headers["Location"].endswith("/otp")
     assert gateway.requests[-1][1]["to"] == AN.phone
+
+
+@pytest.mark.parametrize(("status", "delay"), [(503, 0.0), (200, 1.5)], ids=["gateway-503", "gateway-hangs"])
+def test_failed_sms_do_not_use_up_the_persons_otp_quota(
+    make_app: Any, gateway: Gateway, browser: Any, status: int, delay: float
+) -> None:
+    """Every failed send says nothing was sent, so it must not count: after more failures than
+    the day's cap (OTP_DAILY_LIMIT) and the phone's hourly cap, the person still gets a code."""
+    from tests.support.driver import Browser
+
+    app = make_app(
+        SMS_GATEWAY_URL=gateway.url, SMS_GATEWAY_TIMEOUT=0.5, OTP_DAILY_LIMIT=3, OTP_PHONE_HOURLY_LIMIT=3
+    )
+    person = Browser(app.test_client(), browser.outbox)
+    response, _ = person.start()
+    login = person.follow(response).request.path
+    gateway.status, gateway.delay = status, delay
+    for _ in range(5):
+        failed = person.submit_password(login, AN.username, AN.password)
+        assert failed.status_code == 503, failed.status_code
+        assert "Chưa gửi được" in failed.get_data(as_text=True)
+    gateway.status, gateway.delay = 200, 0.0
+    response = person.submit_password(login, AN.username, AN.password)
+    assert response.status_code == 302 and response.headers["Location"].endswith("/otp"), response.get_data(
+        as_text=True
+    )[:600]
+    assert gateway.requests[-1][1]["to"] == AN.phone

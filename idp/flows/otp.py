@@ -9,7 +9,8 @@ Before anything is sent: another message for the same sign-in waits OTP_RESEND_C
 then, in one atomic step, the caps are checked and counted together — per account per day
 (OTP_DAILY_LIMIT), per destination phone per hour and per day, per client address per hour and for
 the whole deployment per minute. A refusal counts nothing, sends nothing and says which cap was
-reached (:class:`OtpSendRefused`); none of them depends on whether an account exists. Phones and
+reached (:class:`OtpSendRefused`); none of them depends on whether an account exists. A message the
+gateway did not take (SmsUnavailable) is given back to every cap but the deployment's. Phones and
 addresses appear in the counter keys only as keyed hashes. A "day" is a Vietnam calendar day.
 """
 
@@ -198,7 +199,11 @@ class OtpService:
         try:
             self.sms.send(phone, text.format(code=code))
         except Exception:
+            # Not handed to the gateway (the person reads that nothing was sent): the caps that are
+            # people's quota take it back; the deployment's per-minute cap keeps it, so that a
+            # gateway outage does not turn into a storm of retries against it.
             self.store.delete("otp:" + challenge_id, cooldown_key)
+            self.store.give_back([key for reason, key, _, _ in caps if reason != GLOBAL])
             raise
         return challenge_id
 
