@@ -88,7 +88,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         KEYS_DIR=str(keys_dir),
         SECRET_KEY=settings["SECRET_KEY"] or ensure_secret(keys_dir),
         SQLALCHEMY_DATABASE_URI=_absolute_sqlite(settings["DATABASE_URL"]),
-        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings["DATABASE_URL"]),
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings),
         # __Host- names where browsers keep them (https): see idp.flows.browser.
         COOKIE_PREFIX=HOST_PREFIX if secure_cookies else "",
         SESSION_COOKIE_NAME=(HOST_PREFIX if secure_cookies else "") + SESSION_COOKIE,
@@ -215,9 +215,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def _engine_options(url: str) -> dict[str, Any]:
-    if url.startswith("sqlite"):
+def _engine_options(settings: dict[str, Any]) -> dict[str, Any]:
+    if settings["DATABASE_URL"].startswith("sqlite"):
         return {"connect_args": {"timeout": 15}}
+    # Every statement of a request waits at most DATABASE_LOCK_TIMEOUT for a lock and runs at most
+    # DATABASE_STATEMENT_TIMEOUT: a long lock (a migration, a transaction left open) then answers
+    # 503 at once instead of holding every thread of a worker. Set on the connection, so that no
+    # request pays a round trip for it; migrations lift both (idp.store.upgrade).
+    limits = (
+        f"-c lock_timeout={int(settings['DATABASE_LOCK_TIMEOUT'] * 1000)} "
+        f"-c statement_timeout={int(settings['DATABASE_STATEMENT_TIMEOUT'] * 1000)}"
+    )
     return {
         # Dead connections are found at checkout by their socket (idp.store.liveness), which
         # costs no round trip; pool_pre_ping's SELECT 1 cost one on every request.
@@ -226,5 +234,5 @@ def _engine_options(url: str) -> dict[str, Any]:
         "max_overflow": 5,
         "pool_timeout": 5,
         "pool_recycle": 1800,
-        "connect_args": {"connect_timeout": 3},
+        "connect_args": {"connect_timeout": 3, "options": limits},
     }

@@ -36,6 +36,10 @@ def _positive(value: Any) -> str | None:
     return None if value > 0 else "must be greater than zero"
 
 
+def _not_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must not be negative"
+
+
 def _at_most(limit: int) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         if value <= 0:
@@ -149,6 +153,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Redis for short-lived data; without it one process uses an embedded store.",
         _check_redis_url,
         nullable=True,
+    ),
+    Setting(
+        "DATABASE_LOCK_TIMEOUT",
+        float,
+        3.0,
+        "PostgreSQL: seconds a statement waits for a lock before the request answers 503 (0: no limit).",
+        _not_negative,
+    ),
+    Setting(
+        "DATABASE_STATEMENT_TIMEOUT",
+        float,
+        5.0,
+        "PostgreSQL: seconds a statement may run before it is cancelled and the request answers 503 (0: no limit).",
+        _not_negative,
     ),
     Setting("REDIS_PREFIX", str, "idp:", "Prefix of every Redis key this deployment writes."),
     Setting("CLIENTS_FILE", str, "clients.yaml", "Relying parties (RFC 7591 field names)."),

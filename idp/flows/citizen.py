@@ -89,18 +89,18 @@ def citizen(ix_id: str) -> BaseResponse:
     if refused:
         return page("citizen_login.html", ix, status=refused[0], form=form, error=refused[1])
     # Counted before the (slow) check: concurrent attempts never get more checks than the limit.
-    wait = rt.password_throttle.reserve(name=lock_name, address=address)
-    if wait:
-        return page("citizen_login.html", ix, status=429, form=form, error=lockout_message(wait))
-    account = find_citizen(username)
-    password_ok = rt.hashing.verify(account.password_hash if account else None, form.password.data)
-    if not password_ok or account is None:
-        locked = rt.password_throttle.failed(name=lock_name, address=address)
-        captcha.sign_in_failed(ix, username)
-        db.session.rollback()
-        error = lockout_message(locked) if locked else _("Số định danh hoặc mật khẩu không đúng.")
-        return page("citizen_login.html", ix, status=401, form=form, error=error)
-    rt.password_throttle.succeeded(name=lock_name, address=address)
+    with rt.password_throttle.attempt(name=lock_name, address=address) as attempt:
+        if attempt.wait:
+            return page("citizen_login.html", ix, status=429, form=form, error=lockout_message(attempt.wait))
+        account = find_citizen(username)
+        password_ok = rt.hashing.verify(account.password_hash if account else None, form.password.data)
+        if not password_ok or account is None:
+            locked = attempt.failed()
+            captcha.sign_in_failed(ix, username)
+            db.session.rollback()
+            error = lockout_message(locked) if locked else _("Số định danh hoặc mật khẩu không đúng.")
+            return page("citizen_login.html", ix, status=401, form=form, error=error)
+        attempt.succeeded()
     captcha.sign_in_succeeded(username)
     ix.extra.pop("step_up", None)  # a whole sign-in now, not the step-up this interaction began with
     if account.status != "active":

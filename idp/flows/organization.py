@@ -183,16 +183,18 @@ def organization(ix_id: str) -> BaseResponse:
     address = client_address()
     throttle = password_throttle()
     # Counted before the (slow) check: concurrent attempts never get more checks than the limit.
-    wait = throttle.reserve(name=username, address=address)
-    if wait:
-        return again(429, lockout_message(wait))
-    account = find_staff(username)
-    password_ok = rt.hashing.verify(account.password_hash if account else None, form.password.data)
-    if not password_ok or account is None:
-        locked = throttle.failed(name=username, address=address)
-        db.session.rollback()
-        return again(401, lockout_message(locked) if locked else _("Tên đăng nhập hoặc mật khẩu không đúng."))
-    throttle.succeeded(name=username, address=address)
+    with throttle.attempt(name=username, address=address) as attempt:
+        if attempt.wait:
+            return again(429, lockout_message(attempt.wait))
+        account = find_staff(username)
+        password_ok = rt.hashing.verify(account.password_hash if account else None, form.password.data)
+        if not password_ok or account is None:
+            locked = attempt.failed()
+            db.session.rollback()
+            return again(
+                401, lockout_message(locked) if locked else _("Tên đăng nhập hoặc mật khẩu không đúng.")
+            )
+        attempt.succeeded()
     if not is_active_staff(account):
         db.session.rollback()
         return again(
@@ -369,22 +371,22 @@ def org_totp(ix_id: str) -> BaseResponse:
     if not form.validate_on_submit():
         return _code_page(ix, progress, "totp", 400, _("Vui lòng nhập mã gồm 6 chữ số."))
     address, name, throttle = client_address(), str(progress.account_id), code_throttle()
-    wait = throttle.reserve(name=name, address=address)  # a guessable code: counted before it is checked
-    if wait:
-        return _code_page(ix, progress, "totp", 429, lockout_message(wait))
-    outcome = verify_totp(progress.account_id, form.otp.data, second_factor_keys())
-    if outcome is TotpOutcome.REPLAYED:
-        return _code_page(
-            ix,
-            progress,
-            "totp",
-            401,
-            _("Mã này đã được dùng. Vui lòng đợi ứng dụng hiện mã mới rồi nhập mã mới."),
-        )
-    if outcome is not TotpOutcome.OK:
-        locked = throttle.failed(name=name, address=address)
-        return _code_page(ix, progress, "totp", 401, wrong_code_message(locked))
-    throttle.succeeded(name=name, address=address)
+    with throttle.attempt(name=name, address=address) as attempt:  # a guessable code: counted first
+        if attempt.wait:
+            return _code_page(ix, progress, "totp", 429, lockout_message(attempt.wait))
+        outcome = verify_totp(progress.account_id, form.otp.data, second_factor_keys())
+        if outcome is TotpOutcome.REPLAYED:
+            return _code_page(
+                ix,
+                progress,
+                "totp",
+                401,
+                _("Mã này đã được dùng. Vui lòng đợi ứng dụng hiện mã mới rồi nhập mã mới."),
+            )
+        if outcome is not TotpOutcome.OK:
+            locked = attempt.failed()
+            return _code_page(ix, progress, "totp", 401, wrong_code_message(locked))
+        attempt.succeeded()
     return _passed(ix, progress, TOTP_AMR)
 
 
@@ -400,18 +402,20 @@ def org_recovery(ix_id: str) -> BaseResponse:
     if not form.validate_on_submit():
         return _code_page(ix, progress, "recovery", 400, _("Vui lòng nhập mã khôi phục."))
     address, name, throttle = client_address(), str(progress.account_id), code_throttle()
-    wait = throttle.reserve(name=name, address=address)  # a guessable code: counted before it is checked
-    if wait:
-        return _code_page(ix, progress, "recovery", 429, lockout_message(wait))
-    if not use_recovery_code(progress.account_id, form.recovery_code.data, second_factor_keys(), ip=address):
-        locked = throttle.failed(name=name, address=address)
-        error = (
-            lockout_message(locked)
-            if locked
-            else _("Mã khôi phục không đúng hoặc đã được dùng. Mỗi mã chỉ dùng được một lần.")
-        )
-        return _code_page(ix, progress, "recovery", 401, error)
-    throttle.succeeded(name=name, address=address)
+    with throttle.attempt(name=name, address=address) as attempt:  # a guessable code: counted first
+        if attempt.wait:
+            return _code_page(ix, progress, "recovery", 429, lockout_message(attempt.wait))
+        if not use_recovery_code(
+            progress.account_id, form.recovery_code.data, second_factor_keys(), ip=address
+        ):
+            locked = attempt.failed()
+            error = (
+                lockout_message(locked)
+                if locked
+                else _("Mã khôi phục không đúng hoặc đã được dùng. Mỗi mã chỉ dùng được một lần.")
+            )
+            return _code_page(ix, progress, "recovery", 401, error)
+        attempt.succeeded()
     progress.used_recovery = True
     return _passed(ix, progress, RECOVERY_AMR)
 

@@ -105,16 +105,16 @@ def change_password() -> BaseResponse:
             "password_change.html", 400, **context, error=_("Trang đã mở quá lâu. Vui lòng nhập lại.")
         )
     name, address = remember.throttle_name(account.username), client_address()
-    wait = rt.password_throttle.reserve(name=name, address=address)  # counted before the slow check
-    if wait:
-        db.session.rollback()
-        return _page("password_change.html", 429, **context, error=lockout_message(wait))
-    if not rt.hashing.verify(account.password_hash, form.current_password.data or ""):
-        locked = rt.password_throttle.failed(name=name, address=address)
-        db.session.rollback()
-        error = lockout_message(locked) if locked else _("Mật khẩu hiện tại không đúng.")
-        return _page("password_change.html", 401, **context, error=error, current_error=True)
-    rt.password_throttle.succeeded(name=name, address=address)
+    with rt.password_throttle.attempt(name=name, address=address) as attempt:  # counted before the check
+        if attempt.wait:
+            db.session.rollback()
+            return _page("password_change.html", 429, **context, error=lockout_message(attempt.wait))
+        if not rt.hashing.verify(account.password_hash, form.current_password.data or ""):
+            locked = attempt.failed()
+            db.session.rollback()
+            error = lockout_message(locked) if locked else _("Mật khẩu hiện tại không đúng.")
+            return _page("password_change.html", 401, **context, error=error, current_error=True)
+        attempt.succeeded()
     check = check_new_password(account, form)
     if not check.ok:
         db.session.rollback()

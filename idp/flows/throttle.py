@@ -5,13 +5,15 @@ and per client address. After PASSWORD_MAX_FAILURES failures in a row the subjec
 LOCKOUT_BASE_SECONDS, doubling with each further lockout that day up to LOCKOUT_MAX_SECONDS.
 A lockout always ends by itself; no stranger can lock an account for good.
 
-A check that is slow (a password hash) or guessable (an authenticator code) reserves its attempt
-first (``reserve``): the attempt is counted, atomically, before it is checked, and refused at
-once while the subject is locked or as many attempts as the limit allows are already counted, so
-concurrent attempts can never be checked more often than the limit. Its outcome is then told
-with ``failed`` (which may start the lockout) or ``succeeded`` (which gives the address's count
-back: only failures count against an address). ``failure`` counts an event that was not reserved
-(an OTP code voided by wrong entries).
+A check that is slow (a password hash) or guessable (an authenticator code) runs inside
+``with throttle.attempt(name=…, address=…) as attempt``: the attempt is counted, atomically,
+before it is checked, and refused at once (``attempt.wait``) while the subject is locked or as
+many attempts as the limit allows are already counted, so concurrent attempts can never be
+checked more often than the limit. Its outcome is then told with ``attempt.failed()`` (which may
+start the lockout) or ``attempt.succeeded()`` (which gives the address's count back: only
+failures count against an address). An attempt left without an outcome (the database was
+unavailable, the check never ran) gives its count back. ``failure`` counts an event that was not
+reserved (an OTP code voided by wrong entries).
 """
 
 from __future__ import annotations
@@ -34,6 +36,31 @@ class LockoutPolicy:
 
 def _subject(kind: str, value: str) -> str:
     return kind + ":" + hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+class Attempt:
+    """One reserved attempt (see the module doc); a context manager."""
+
+    def __init__(self, throttle: Throttle, name: str | None, address: str | None) -> None:
+        self.throttle, self.name, self.address = throttle, name, address
+        self.wait = throttle.reserve(name=name, address=address)
+        self.decided = self.wait > 0  # a refused attempt counted nothing
+
+    def failed(self) -> int:
+        """The check failed: the lockout in seconds it started (0 when none)."""
+        self.decided = True
+        return self.throttle.failed(name=self.name, address=self.address)
+
+    def succeeded(self) -> None:
+        self.decided = True
+        self.throttle.succeeded(name=self.name, address=self.address)
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.decided:
+            self.throttle.give_back(name=self.name, address=self.address)
 
 
 class Throttle:
@@ -75,6 +102,13 @@ class Throttle:
         if index < len(subjects):  # locked
             return max(1, left)
         return self.locked_for(name=name, address=address) or self.policy.base_seconds
+
+    def attempt(self, *, name: str | None = None, address: str | None = None) -> Attempt:
+        return Attempt(self, name, address)
+
+    def give_back(self, *, name: str | None = None, address: str | None = None) -> None:
+        """Uncount a reserved attempt whose check never ran."""
+        self.store.give_back([self._keys(s)[0] for s in self._subjects(name, address)])
 
     def failed(self, *, name: str | None = None, address: str | None = None) -> int:
         """A reserved attempt failed (it is counted already): the lockout in seconds it started."""
