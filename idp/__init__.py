@@ -68,6 +68,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from idp.identity.passwords import PasswordHashing
     from idp.messaging.sms import HttpSmsGateway, OutboxSms, SmsSender
     from idp.oidc.keys import KeyStoreError, ensure_secret
+    from idp.outbound import Guards
     from idp.runtime import Runtime
     from idp.store import liveness
     from idp.store.ephemeral import create_store
@@ -112,6 +113,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             x_host=settings["TRUSTED_PROXIES"],
         )
 
+    store = create_store(settings["REDIS_URL"], settings["REDIS_PREFIX"])
+    # Bulkheads and shared circuit breakers for every call to another system (idp.outbound).
+    guards = Guards(store, total=settings["OUTBOUND_MAX_CONCURRENT"] or max(1, settings["THREADS"] - 1))
     sms: SmsSender
     if settings["SMS_GATEWAY_URL"]:
         sms = HttpSmsGateway(
@@ -119,6 +123,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             settings["SMS_GATEWAY_TOKEN"],
             settings["SMS_SENDER"],
             settings["SMS_GATEWAY_TIMEOUT"],
+            guard=guards.guard(
+                "sms-gateway",
+                concurrency=settings["SMS_GATEWAY_MAX_CONCURRENT"],
+                threshold=settings["SMS_GATEWAY_BREAKER_THRESHOLD"],
+                cooldown=settings["SMS_GATEWAY_BREAKER_COOLDOWN"],
+                budget=settings["SMS_GATEWAY_TIMEOUT"],
+            ),
         )
     elif settings["SMS_OUTBOX"]:
         sms = OutboxSms(Path(settings["SMS_OUTBOX"]), echo=settings["SMS_ECHO"])
@@ -136,7 +147,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     except ClientConfigError as exc:
         raise ConfigError(f"IDP_CLIENTS_FILE: {exc}") from None
 
-    store = create_store(settings["REDIS_URL"], settings["REDIS_PREFIX"])
     otp_key = app.config["SECRET_KEY"].encode() + b":otp"
     lockout = LockoutPolicy(
         settings["PASSWORD_MAX_FAILURES"], settings["LOCKOUT_BASE_SECONDS"], settings["LOCKOUT_MAX_SECONDS"]
@@ -173,7 +183,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             ),
         ),
     )
-    rt.registers = build_registers(app.config)
+    rt.registers = build_registers(app.config, guards=guards)
     sandboxed = [name for name in REGISTER_NAMES if register_mode(settings, name) == "sandbox"]
     if (settings.get("SIM_SIGNING_MODE") or "sandbox") == "sandbox":
         sandboxed.append("SIM_SIGNING_MODE")
@@ -185,7 +195,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "and signing (http), or set IDP_SANDBOX_VERIFIERS_ALLOWED=true on a test system"
         )
     try:
-        rt.signing = build_signing(app.config, store)
+        rt.signing = build_signing(app.config, store, guards)
     except VerifierMisconfigured as exc:
         raise ConfigError(str(exc).split(": ", 1)[-1]) from None
     app.extensions["idp"] = rt

@@ -143,7 +143,8 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
         def load(self):
             from idp import create_app
 
-            return create_app()
+            # The numbers the command line chose: the outbound bulkhead is sized by them.
+            return create_app({"WORKERS": workers, "THREADS": threads})
 
     Server().run()
 

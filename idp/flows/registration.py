@@ -212,22 +212,25 @@ def already_registered(reg: Registration | None, number: str, status: int = 409)
 
 
 def verifier_failed(reg: Registration | None, error: VerifierError, retry: str) -> BaseResponse:
-    """A register could not answer: nothing was written; say so and what to do."""
-    from idp.web import problem_page
+    """A register could not answer: nothing was written; say so and what to do, with an error id
+    that is in the operator's log line."""
+    from idp.web import new_error_id, problem_page
 
     hotline = runtime().config["SUPPORT_HOTLINE"]
+    error_id = new_error_id()
     if isinstance(error, VerifierUnavailable):
-        log.warning("registration check unavailable: %s", error)
+        log.warning("registration check unavailable error_id=%s: %s", error_id, error)
         return problem_page(
             503,
             _("Chưa kiểm tra được thông tin"),
             _(
                 "Hệ thống cơ sở dữ liệu cần để kiểm tra thông tin tạm thời chưa trả lời. Thông tin bạn nhập chưa được lưu. Vui lòng thử lại sau ít phút."
             ),
+            error_id=error_id,
             retry_url=retry,
         )
     if isinstance(error, VerifierRejected):
-        log.warning("registration check rejected: %s", error)
+        log.warning("registration check rejected error_id=%s: %s", error_id, error)
         return problem_page(
             400,
             _("Chưa kiểm tra được thông tin"),
@@ -235,11 +238,9 @@ def verifier_failed(reg: Registration | None, error: VerifierError, retry: str) 
                 "Cơ sở dữ liệu không nhận yêu cầu kiểm tra với thông tin đã nhập. Vui lòng kiểm tra lại thông tin, hoặc gọi tổng đài hỗ trợ %(hotline)s.",
                 hotline=hotline,
             ),
+            error_id=error_id,
             retry_url=retry,
         )
-    from idp.web import new_error_id
-
-    error_id = new_error_id()
     log.error("registration check failed error_id=%s (%s): %s", error_id, type(error).__name__, error)
     return problem_page(
         503,

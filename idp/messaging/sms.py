@@ -3,11 +3,15 @@
 - ``OutboxSms`` appends one JSON object per line (``to``, ``text``, ``at``) to a file: the test
   contract's ``IDP_SMS_OUTBOX``; the demo prints the same lines on the console.
 - ``HttpSmsGateway`` posts ``{"to", "text", "sender"}`` as JSON with a Bearer token to a
-  provider's endpoint and expects a 2xx answer; timeouts and 5xx raise ``SmsUnavailable``.
+  provider's endpoint and expects a 2xx answer; timeouts and 5xx raise ``SmsUnavailable``. With a
+  guard (idp.outbound) a bounded number of sends are under way at a time from one process, and a
+  gateway that failed repeatedly is not called during its cool-down (one trial send after it, for
+  every worker): both answer ``SmsUnavailable`` at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import json
@@ -17,6 +21,8 @@ from pathlib import Path
 from typing import Protocol
 
 import requests
+
+from idp.outbound import Guard, Refused
 
 log = logging.getLogger("idp.sms")
 
@@ -50,15 +56,38 @@ class OutboxSms:
 
 
 class HttpSmsGateway:
-    def __init__(self, url: str, token: str | None, sender: str, timeout: float) -> None:
+    def __init__(
+        self, url: str, token: str | None, sender: str, timeout: float, guard: Guard | None = None
+    ) -> None:
         self.url = url
         self.sender = sender
         self.timeout = timeout
+        self.guard = guard
         self.session = requests.Session()
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
     def send(self, to: str, text: str) -> None:
+        if self.guard is None:
+            return self._send(to, text)
+        guard = self.guard
+        try:
+            with guard.bulkhead.slot() if guard.bulkhead is not None else contextlib.nullcontext():
+                if not guard.breaker.allow():
+                    raise SmsUnavailable(
+                        f"gateway: circuit open, next try in {guard.breaker.retry_in():.0f} s"
+                    )
+                try:
+                    self._send(to, text)
+                except SmsUnavailable:
+                    guard.breaker.record_failure()
+                    raise
+                guard.breaker.record_success()
+        except Refused as exc:
+            raise SmsUnavailable(f"gateway: {exc}") from None
+        return None
+
+    def _send(self, to: str, text: str) -> None:
         # Not retried: a timeout may mean the message went out, and a second OTP SMS confuses people.
         try:
             response = self.session.post(

@@ -12,6 +12,7 @@ from typing import Any
 
 from idp.config import BY_NAME, REGISTER_NAMES, check_registers, register_mode
 from idp.config import environ as process_environ
+from idp.outbound import Guard, Guards
 from idp.verifiers.base import PopulationRegister, SocialInsuranceRegister, SubscriberRegister
 from idp.verifiers.carrier import HttpSubscriberRegister
 from idp.verifiers.http import HttpSettings
@@ -59,17 +60,22 @@ def http_settings(
         breaker_threshold=int(_setting(config, "REGISTERS_BREAKER_THRESHOLD")),
         breaker_cooldown=float(_setting(config, "REGISTERS_BREAKER_COOLDOWN")),
         max_answer_bytes=int(_setting(config, "REGISTERS_MAX_ANSWER_BYTES")),
+        budget=float(_setting(config, "REGISTERS_CALL_BUDGET")),
+        max_concurrent=int(_setting(config, "REGISTERS_MAX_CONCURRENT")),
         client_cert=config.get("REGISTERS_CLIENT_CERT") or None,
         client_key=config.get("REGISTERS_CLIENT_KEY") or None,
         ca_bundle=config.get("REGISTERS_CA_BUNDLE") or None,
     )
 
 
-def build_registers(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Registers:
+def build_registers(
+    config: Mapping[str, Any], environ: Mapping[str, str] | None = None, guards: Guards | None = None
+) -> Registers:
     """Build the registers from validated settings (``app.config``); raises ConfigError naming the key.
 
     ``environ`` is where ``*_TOKEN_ENV`` variables are read (default: the process environment).
-    Each HTTP adapter gets its own client and circuit breaker.
+    Each HTTP adapter gets its own client, bulkhead and circuit breaker; with ``guards`` (the
+    application's, idp.outbound) the breaker is shared by every worker through the store.
     """
     env = process_environ() if environ is None else environ
     check_registers(config, env)  # again: the mapping may not have come through idp.config.resolve
@@ -85,10 +91,37 @@ def build_registers(config: Mapping[str, Any], environ: Mapping[str, str] | None
         http("SUBSCRIBER_REGISTER"),
         http("SOCIAL_INSURANCE_REGISTER"),
     )
+
+    def guard(name: str, settings: HttpSettings) -> Guard | None:
+        return guard_for(guards, name, settings)
+
     return Registers(
-        population=HttpPopulationRegister(population) if population else SandboxPopulationRegister(data),
-        subscribers=HttpSubscriberRegister(subscribers) if subscribers else SandboxSubscriberRegister(data),
-        social_insurance=(
-            HttpSocialInsuranceRegister(insurance) if insurance else SandboxSocialInsuranceRegister(data)
+        population=(
+            HttpPopulationRegister(population, guard(HttpPopulationRegister.name, population))
+            if population
+            else SandboxPopulationRegister(data)
         ),
+        subscribers=(
+            HttpSubscriberRegister(subscribers, guard(HttpSubscriberRegister.name, subscribers))
+            if subscribers
+            else SandboxSubscriberRegister(data)
+        ),
+        social_insurance=(
+            HttpSocialInsuranceRegister(insurance, guard(HttpSocialInsuranceRegister.name, insurance))
+            if insurance
+            else SandboxSocialInsuranceRegister(data)
+        ),
+    )
+
+
+def guard_for(guards: Guards | None, name: str, settings: HttpSettings) -> Guard | None:
+    """The application's guard for one HTTP adapter, from its settings (None without guards)."""
+    if guards is None:
+        return None
+    return guards.guard(
+        name,
+        concurrency=settings.max_concurrent,
+        threshold=settings.breaker_threshold,
+        cooldown=settings.breaker_cooldown,
+        budget=settings.budget,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from idp.identity.identifiers import mask_id, mask_phone
+from idp.outbound import Guard
 from idp.verifiers import common
 from idp.verifiers.base import Verification
 from idp.verifiers.http import REFERENCE, HttpClient, HttpSettings, JsonAnswer
@@ -23,8 +24,8 @@ class HttpSubscriberRegister:
 
     name = "subscriber-register:http"
 
-    def __init__(self, settings: HttpSettings) -> None:
-        self.client = HttpClient(self.name, settings)
+    def __init__(self, settings: HttpSettings, guard: Guard | None = None) -> None:
+        self.client = HttpClient(self.name, settings, guard=guard)
 
     def check_subscriber(self, *, phone: str, id_number: str) -> Verification:
         e164 = common.phone(self.name, phone)

@@ -5,9 +5,14 @@ circuit breaker. What it guarantees, so that the adapters stay small:
 
 - per-call connect/read timeouts, and the whole answer must arrive within the read timeout;
 - retries with exponential backoff and jitter, only for calls the adapter declares idempotent, and
-  only on connection errors, timeouts and 502/503/504;
+  only on connection errors, timeouts and 502/503/504; all of them, backoff included, within one
+  time budget per call (``budget``): a register that accepts and never answers holds a thread no
+  longer than that;
+- a bulkhead (idp.outbound): at most ``max_concurrent`` calls to the register at a time from one
+  process, and a share of all outbound calls; a call beyond it is refused at once;
 - a circuit breaker that stops calling a register after N consecutive failed calls, then lets one
-  trial call through after a cool-down;
+  trial call through after a cool-down; given a guard (idp.outbound.Guards), its state is shared
+  by every worker through the short-lived store;
 - a bearer token (``Authorization: Bearer …``), optional mutual TLS and a private CA bundle;
 - answers larger than ``max_answer_bytes`` are refused while streaming, never read whole;
 - status mapping: 2xx = answer; 404 = "no record" when the adapter allows it and the body says so;
@@ -21,7 +26,6 @@ lines name the adapter, the path (which by contract carries no personal data), s
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import json
 import logging
 import random
@@ -38,7 +42,10 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
+from idp.outbound import Breaker, BreakerState, CircuitBreaker, Deadline, Guard, Refused
 from idp.verifiers.base import VerifierMisconfigured, VerifierRejected, VerifierUnavailable
+
+__all__ = ["BreakerState", "CircuitBreaker", "HttpClient", "HttpSettings", "JsonAnswer"]
 
 log = logging.getLogger("idp.verifiers")
 
@@ -62,82 +69,13 @@ class HttpSettings:
     backoff: float = 0.25  # first retry delay, seconds; doubles each time, with jitter
     backoff_max: float = 2.0
     breaker_threshold: int = 5  # consecutive failed calls that open the circuit
-    breaker_cooldown: float = 30.0  # seconds the circuit stays open before one trial call
+    breaker_cooldown: float = 10.0  # seconds the circuit stays open before one trial call
+    budget: float = 8.0  # seconds one call may take in all, retries and backoff included
+    max_concurrent: int = 2  # calls to this register at a time from one process (with a guard)
     max_answer_bytes: int = 64 * 1024
     client_cert: str | None = None  # PEM certificate (may also hold the key) for mutual TLS
     client_key: str | None = None  # PEM private key, when not in client_cert
     ca_bundle: str | None = None  # PEM CAs for the gateway's certificate; None = system CAs
-
-
-class BreakerState(enum.Enum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half-open"
-
-
-class CircuitBreaker:
-    """Consecutive-failure circuit breaker; thread-safe.
-
-    Closed: calls go through; ``threshold`` consecutive failures open it. Open: calls are refused
-    without touching the network until ``cooldown`` seconds have passed. Half-open: exactly one
-    trial call goes through (others are refused); its success closes the circuit, its failure
-    opens it for another cool-down.
-    """
-
-    def __init__(self, threshold: int, cooldown: float, clock: Callable[[], float] = time.monotonic) -> None:
-        if threshold < 1 or cooldown <= 0:
-            raise ValueError("threshold must be >= 1 and cooldown > 0")
-        self.threshold = threshold
-        self.cooldown = cooldown
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._state = BreakerState.CLOSED
-        self._failures = 0
-        self._opened_at = 0.0
-        self._trial_running = False
-
-    @property
-    def state(self) -> BreakerState:
-        with self._lock:
-            if self._state is BreakerState.OPEN and self._clock() - self._opened_at >= self.cooldown:
-                return BreakerState.HALF_OPEN
-            return self._state
-
-    def retry_in(self) -> float:
-        """Seconds until the open circuit lets a trial call through (0 when it would now)."""
-        with self._lock:
-            if self._state is not BreakerState.OPEN:
-                return 0.0
-            return max(0.0, self.cooldown - (self._clock() - self._opened_at))
-
-    def allow(self) -> bool:
-        """May a call go out now? A True in the half-open state reserves the single trial call."""
-        with self._lock:
-            if self._state is BreakerState.CLOSED:
-                return True
-            if self._state is BreakerState.OPEN:
-                if self._clock() - self._opened_at < self.cooldown:
-                    return False
-                self._state = BreakerState.HALF_OPEN
-                self._trial_running = False
-            if self._trial_running:
-                return False
-            self._trial_running = True
-            return True
-
-    def record_success(self) -> None:
-        with self._lock:
-            self._state = BreakerState.CLOSED
-            self._failures = 0
-            self._trial_running = False
-
-    def record_failure(self) -> None:
-        with self._lock:
-            self._failures += 1
-            self._trial_running = False
-            if self._state is BreakerState.HALF_OPEN or self._failures >= self.threshold:
-                self._state = BreakerState.OPEN
-                self._opened_at = self._clock()
 
 
 class JsonAnswer:
@@ -226,12 +164,19 @@ class HttpClient:
         verifier: str,
         settings: HttpSettings,
         *,
+        guard: Guard | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.verifier = verifier
         self.settings = settings
-        self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown, clock)
+        self.breaker: Breaker = (
+            guard.breaker
+            if guard is not None
+            else CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown, clock)
+        )
+        self.bulkhead = guard.bulkhead if guard is not None else None
+        self.budget = guard.budget if guard is not None else settings.budget
         self._sleep = sleep
         self._clock = clock
         self._check_settings()
@@ -333,11 +278,31 @@ class HttpClient:
         idempotent: bool,
         no_record_on_404: bool,
     ) -> T:
+        if self.bulkhead is None:
+            return self._guarded(method, path, read, body, params, idempotent, no_record_on_404)
+        try:
+            with self.bulkhead.slot():
+                return self._guarded(method, path, read, body, params, idempotent, no_record_on_404)
+        except Refused as exc:
+            log.warning("%s: %s %s not made: %s", self.verifier, method, path, exc)
+            raise VerifierUnavailable(self.verifier, "too many calls under way; not called") from None
+
+    def _guarded(
+        self,
+        method: str,
+        path: str,
+        read: Callable[[JsonAnswer], T],
+        body: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+        idempotent: bool,
+        no_record_on_404: bool,
+    ) -> T:
         if not self.breaker.allow():
             raise VerifierUnavailable(
                 self.verifier,
                 f"circuit open after repeated failures; next try in {self.breaker.retry_in():.0f} s",
             )
+        deadline = Deadline.after(self.budget, self._clock)
         attempts = 1 + max(0, self.settings.retries) if idempotent else 1
         request_id = str(uuid.uuid4())  # the same on every retry: the gateway may deduplicate on it
         outcome_recorded = False
@@ -345,7 +310,7 @@ class HttpClient:
             for attempt in range(1, attempts + 1):
                 started = self._clock()
                 try:
-                    answer = self._attempt(method, path, body, params, request_id, no_record_on_404)
+                    answer = self._attempt(method, path, body, params, request_id, no_record_on_404, deadline)
                 except _Transient as exc:
                     log.warning(
                         "%s: %s %s attempt %d/%d failed: %s",
@@ -356,9 +321,11 @@ class HttpClient:
                         attempts,
                         exc,
                     )
-                    if attempt == attempts:
+                    pause = self._backoff(attempt)
+                    if attempt == attempts or deadline.left() < pause + 0.1:
+                        # No attempt left, or no time left in the budget for another one.
                         raise VerifierUnavailable(self.verifier, str(exc)) from None
-                    self._sleep(self._backoff(attempt))
+                    self._sleep(pause)
                     continue
                 log.debug(
                     "%s: %s %s -> %d in %.3f s",
@@ -401,6 +368,7 @@ class HttpClient:
         params: Mapping[str, str] | None,
         request_id: str,
         no_record_on_404: bool,
+        deadline: Deadline,
     ) -> JsonAnswer:
         s = self.settings
         try:
@@ -410,7 +378,7 @@ class HttpClient:
                 json=body,
                 params=params,
                 headers={"X-Request-Id": request_id},
-                timeout=(s.connect_timeout, s.read_timeout),
+                timeout=(deadline.cap(s.connect_timeout), deadline.cap(s.read_timeout)),
                 stream=True,
                 allow_redirects=False,
             )
@@ -433,9 +401,9 @@ class HttpClient:
         except OSError:  # requests raises it for unreadable certificate or CA files
             raise VerifierMisconfigured(self.verifier, "TLS files could not be read") from None
         with response:
-            return self._answer(response, no_record_on_404)
+            return self._answer(response, no_record_on_404, deadline)
 
-    def _answer(self, response: requests.Response, no_record_on_404: bool) -> JsonAnswer:
+    def _answer(self, response: requests.Response, no_record_on_404: bool, deadline: Deadline) -> JsonAnswer:
         status = response.status_code
         if status in RETRYABLE_STATUSES:
             raise _Transient(f"HTTP {status}")
@@ -446,7 +414,9 @@ class HttpClient:
         if status in (401, 403):
             raise VerifierMisconfigured(self.verifier, f"HTTP {status}: the register refused our credentials")
         if status == 404:
-            answer = self._json(response, status, strict=False) if no_record_on_404 else None
+            answer = (
+                self._json(response, status, strict=False, deadline=deadline) if no_record_on_404 else None
+            )
             if answer is None or answer.data.get("reason") != "no_record":
                 raise VerifierMisconfigured(
                     self.verifier, "HTTP 404 without a no-record answer: check the register URL"
@@ -456,13 +426,15 @@ class HttpClient:
             raise VerifierRejected(self.verifier, f"HTTP {status}: the register refused the request")
         if not 200 <= status < 300:
             raise VerifierUnavailable(self.verifier, f"unexpected HTTP {status}")
-        answer = self._json(response, status, strict=True)
+        answer = self._json(response, status, strict=True, deadline=deadline)
         assert answer is not None
         return answer
 
-    def _json(self, response: requests.Response, status: int, *, strict: bool) -> JsonAnswer | None:
+    def _json(
+        self, response: requests.Response, status: int, *, strict: bool, deadline: Deadline
+    ) -> JsonAnswer | None:
         """Parse the body as a JSON object; ``strict`` raises VerifierUnavailable, otherwise None."""
-        body = self._read_limited(response)
+        body = self._read_limited(response, deadline)
         try:
             data = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
@@ -473,13 +445,13 @@ class HttpClient:
             return None
         return JsonAnswer(self.verifier, data, status=status)
 
-    def _read_limited(self, response: requests.Response) -> bytes:
+    def _read_limited(self, response: requests.Response, budget: Deadline) -> bytes:
         """Read the body while counting: oversized or too slow answers are abandoned mid-stream."""
         limit = self.settings.max_answer_bytes
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             raise VerifierUnavailable(self.verifier, f"answer larger than {limit} bytes")
-        deadline = self._clock() + self.settings.read_timeout
+        deadline = min(self._clock() + self.settings.read_timeout, budget.at)
         chunks: list[bytes] = []
         size = 0
         try:

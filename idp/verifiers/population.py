@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from idp.identity.identifiers import accent_free_name, mask_id
+from idp.outbound import Guard
 from idp.verifiers import common
 from idp.verifiers.base import Verification
 from idp.verifiers.contract import read_person_check
@@ -28,8 +29,8 @@ class HttpPopulationRegister:
 
     name = "population-register:http"
 
-    def __init__(self, settings: HttpSettings) -> None:
-        self.client = HttpClient(self.name, settings)
+    def __init__(self, settings: HttpSettings, guard: Guard | None = None) -> None:
+        self.client = HttpClient(self.name, settings, guard=guard)
 
     def check_citizen(
         self,

@@ -17,7 +17,9 @@ from typing import Any
 
 from cryptography import x509
 
+from idp.outbound import Guards
 from idp.store.ephemeral import EphemeralStore
+from idp.verifiers import guard_for
 from idp.verifiers.base import VerifierMisconfigured
 from idp.verifiers.http import HttpSettings
 from idp.verifiers.revocation import (
@@ -76,7 +78,7 @@ def sandbox_pki_dir(config: Mapping[str, Any]) -> Path:
     return Path(configured) if configured else Path(config.get("KEYS_DIR") or "keys") / "sandbox-pki"
 
 
-def build_signing(config: Mapping[str, Any], store: EphemeralStore) -> Signing:
+def build_signing(config: Mapping[str, Any], store: EphemeralStore, guards: Guards | None = None) -> Signing:
     """Raises VerifierMisconfigured naming the setting when something is missing or unreadable."""
     mode = config.get("SIM_SIGNING_MODE") or "sandbox"
     anchors = load_certificate_files("SIGNATURE_TRUST_ANCHORS", config.get("SIGNATURE_TRUST_ANCHORS"))
@@ -117,8 +119,14 @@ def build_signing(config: Mapping[str, Any], store: EphemeralStore) -> Signing:
             client_cert=config.get("SIM_SIGNING_CLIENT_CERT"),
             client_key=config.get("SIM_SIGNING_CLIENT_KEY"),
             ca_bundle=config.get("SIM_SIGNING_CA_BUNDLE"),
+            budget=float(config.get("REGISTERS_CALL_BUDGET") or 8.0),
+            max_concurrent=int(config.get("REGISTERS_MAX_CONCURRENT") or 2),
         )
-        sim = HttpSimSigning(settings, lifetime=int(config.get("SIM_SIGNING_REQUEST_LIFETIME") or 180))
+        sim = HttpSimSigning(
+            settings,
+            lifetime=int(config.get("SIM_SIGNING_REQUEST_LIFETIME") or 180),
+            guard=guard_for(guards, HttpSimSigning.name, settings),
+        )
     else:
         raise VerifierMisconfigured("signature", f"IDP_SIM_SIGNING_MODE: unknown mode {mode!r}")
 

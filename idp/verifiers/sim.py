@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
+from idp.outbound import Guard
 from idp.store.ephemeral import EphemeralStore
 from idp.verifiers import common
 from idp.verifiers.base import VerifierRejected, VerifierUnavailable
@@ -113,10 +114,15 @@ class HttpSimSigning:
     name = "sim-signing:http"
 
     def __init__(
-        self, settings: HttpSettings, *, lifetime: int = 180, client: HttpClient | None = None
+        self,
+        settings: HttpSettings,
+        *,
+        lifetime: int = 180,
+        client: HttpClient | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.lifetime = lifetime
-        self.client = client or HttpClient(self.name, settings)
+        self.client = client or HttpClient(self.name, settings, guard=guard)
 
     def request_signature(self, *, phone: str, data: bytes, message: str) -> str:
         number = _check_request(self.name, phone, data, message)

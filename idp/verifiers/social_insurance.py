@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 
 from idp.identity.identifiers import accent_free_name, mask_id
+from idp.outbound import Guard
 from idp.verifiers import common
 from idp.verifiers.base import Verification
 from idp.verifiers.contract import read_person_check
@@ -25,8 +26,8 @@ class HttpSocialInsuranceRegister:
 
     name = "social-insurance-register:http"
 
-    def __init__(self, settings: HttpSettings) -> None:
-        self.client = HttpClient(self.name, settings)
+    def __init__(self, settings: HttpSettings, guard: Guard | None = None) -> None:
+        self.client = HttpClient(self.name, settings, guard=guard)
 
     def check_insured(self, *, bhxh_code: str, full_name: str, birth_date: dt.date) -> Verification:
         code = common.bhxh_code(self.name, bhxh_code)
