@@ -118,7 +118,15 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
             "several workers share login state only through Redis: set IDP_REDIS_URL, or run --workers 1 "
             "(the embedded store serves one process)"
         )
-    _app()  # validate everything once in the master, with a clear message
+    app = _app()  # validate everything once in the master, with a clear message
+    from idp.store.ephemeral import StoreUnavailable, persistence_warning
+
+    try:
+        warning = persistence_warning(app.extensions["idp"].store)
+    except StoreUnavailable:
+        warning = None  # Redis is down: /health/ready says so
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
     class Server(BaseApplication):
         def load_config(self) -> None:

@@ -385,6 +385,30 @@ class MemoryStore:
         return None
 
 
+def persistence_warning(store: EphemeralStore) -> str | None:
+    """What to tell the operator when the Redis behind `store` keeps nothing on disk: a restart
+    would end every SSO session, code and access token (refresh tokens are in SQL). None when it
+    persists, when it is not Redis, or when it does not say (CONFIG disabled on a managed server)."""
+    if not isinstance(store, RedisStore):
+        return None
+    try:
+        config = store.client.config_get("appendonly") | store.client.config_get("save")
+        aof, snapshots = config.get("appendonly") == "yes", bool((config.get("save") or "").strip())
+    except redis.RedisError:
+        try:
+            aof = bool(store.client.info("persistence").get("aof_enabled"))
+            snapshots = True  # unknown: say nothing rather than something wrong
+        except redis.RedisError:
+            return None
+    if aof or snapshots:
+        return None
+    return (
+        "Redis keeps nothing on disk (appendonly no, no save points): a Redis restart ends every SSO "
+        "session, authorization code and access token. In production set appendonly yes and "
+        "appendfsync everysec (see README, Running in production)."
+    )
+
+
 def create_store(redis_url: str | None, prefix: str) -> EphemeralStore:
     if redis_url:
         return RedisStore(redis_url, prefix)

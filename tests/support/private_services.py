@@ -24,7 +24,8 @@ from tests.support.live import free_port, wait_for_port
 
 
 class PrivateRedis:
-    """redis-server on a free port, without persistence: a restart comes back empty."""
+    """redis-server on a free port, without persistence: a restart comes back empty (unless
+    started with ``aof=True``, which keeps an append-only file in its folder and reads it back)."""
 
     def __init__(self) -> None:
         binary = shutil.which("redis-server")
@@ -36,7 +37,7 @@ class PrivateRedis:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *, aof: bool = False) -> None:
         log = open(self.dir / "redis.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             self.process = subprocess.Popen(
@@ -49,7 +50,9 @@ class PrivateRedis:
                     "--save",
                     "",
                     "--appendonly",
-                    "no",
+                    "yes" if aof else "no",
+                    "--appendfsync",
+                    "everysec",
                     "--dir",
                     str(self.dir),
                 ],
