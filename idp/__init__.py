@@ -113,7 +113,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             x_host=settings["TRUSTED_PROXIES"],
         )
 
-    store = create_store(settings["REDIS_URL"], settings["REDIS_PREFIX"])
+    store = create_store(
+        settings["REDIS_URL"],
+        settings["REDIS_PREFIX"],
+        wait_replicas=settings["REDIS_WAIT_REPLICAS"],
+        wait_timeout=settings["REDIS_WAIT_TIMEOUT"],
+    )
     # Bulkheads and shared circuit breakers for every call to another system (idp.outbound).
     guards = Guards(store, total=settings["OUTBOUND_MAX_CONCURRENT"] or max(1, settings["THREADS"] - 1))
     sms: SmsSender

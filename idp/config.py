@@ -88,7 +88,18 @@ def _check_database_url(value: str) -> str | None:
 
 
 def _check_redis_url(value: str) -> str | None:
-    return None if value.split(":", 1)[0] in ("redis", "rediss", "unix") else "must be a redis:// URL"
+    scheme = value.split(":", 1)[0]
+    if scheme in ("redis+sentinel", "rediss+sentinel"):
+        from idp.store.ephemeral import SentinelUrl
+
+        try:
+            SentinelUrl.parse(value)
+        except ValueError as exc:
+            return f"a Sentinel URL (redis+sentinel://host:26379,host:26380/mymaster/0): {exc}"
+        return None
+    if scheme in ("redis", "rediss", "unix"):
+        return None
+    return "must be a redis://, rediss://, unix:// or redis+sentinel:// URL"
 
 
 # The registers idp.verifiers talks to; each is "sandbox" or "http" (IDP_REGISTERS unless overridden).
@@ -169,6 +180,22 @@ SETTINGS: tuple[Setting, ...] = (
         _not_negative,
     ),
     Setting("REDIS_PREFIX", str, "idp:", "Prefix of every Redis key this deployment writes."),
+    Setting(
+        "REDIS_WAIT_REPLICAS",
+        int,
+        None,
+        "Replicas that must have a request's Redis writes before it is answered (Redis WAIT); "
+        "default 1 with a Sentinel URL, else 0.",
+        _not_negative,
+        nullable=True,
+    ),
+    Setting(
+        "REDIS_WAIT_TIMEOUT",
+        float,
+        0.2,
+        "Seconds to wait for the replicas of IDP_REDIS_WAIT_REPLICAS; then the answer goes out anyway (logged).",
+        _positive,
+    ),
     Setting("CLIENTS_FILE", str, "clients.yaml", "Relying parties (RFC 7591 field names)."),
     Setting("KEYS_DIR", str, "keys", "Folder of signing keys and the session secret (never committed)."),
     Setting(

@@ -215,3 +215,36 @@ def test_refreshed_id_token_uses_the_clients_algorithm(browser: Browser, client:
     body = refresh(client, tokens["refresh_token"], "mobile").json
     header, claims = verify_jwt(client, body["id_token"])
     assert header["alg"] == "ES256" and claims["aud"] == "mobile"
+
+
+def test_a_retry_after_a_rotation_whose_commit_was_uncertain_continues_the_family(
+    browser: Browser, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL fails during COMMIT (its primary crashed, a failover): the rotation may be durable
+    all the same (synchronous replication), while the client was told 503 and keeps its token. Its
+    retry continues the family once instead of being taken for a stolen token."""
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    first, _ = sign_in_and_exchange(browser, client_id="mobile", scope=MOBILE_SCOPE)
+    real_commit = Session.commit
+    failures = []
+
+    def committed_but_the_answer_was_lost(self: Session) -> None:
+        real_commit(self)
+        if not failures:
+            failures.append(True)
+            raise OperationalError("COMMIT", {}, ConnectionResetError("server closed the connection"))
+
+    monkeypatch.setattr(Session, "commit", committed_but_the_answer_was_lost)
+    lost = refresh(client, first["refresh_token"], "mobile")
+    monkeypatch.setattr(Session, "commit", real_commit)
+    assert lost.status_code == 503 and lost.json["error"] == "temporarily_unavailable", lost.json
+    retried = refresh(client, first["refresh_token"], "mobile")
+    assert retried.status_code == 200, retried.json
+    assert userinfo(client, retried.json["access_token"]).status_code == 200
+    onward = refresh(client, retried.json["refresh_token"], "mobile")
+    assert onward.status_code == 200, onward.json
+    # Only once: the old token again is reuse, and the family dies.
+    assert_invalid_grant(refresh(client, first["refresh_token"], "mobile"))
+    assert_invalid_grant(refresh(client, onward.json["refresh_token"], "mobile"))

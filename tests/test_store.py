@@ -274,3 +274,58 @@ def test_connections_the_server_closed_are_replaced_without_an_error(
         answer = refresh(client, tokens["refresh_token"])
         assert answer.status_code == 200, answer.get_data(as_text=True)
     assert client.get("/health/ready").status_code == 200
+
+
+# -- a Sentinel set in IDP_REDIS_URL -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "sentinels", "service", "db", "password", "ssl"),
+    [
+        (
+            "redis+sentinel://h1:26379,h2:26380/mymaster/0",
+            (("h1", 26379), ("h2", 26380)),
+            "mymaster",
+            0,
+            None,
+            False,
+        ),
+        ("redis+sentinel://h1/svc", (("h1", 26379),), "svc", 0, None, False),
+        (
+            "rediss+sentinel://:s3cret@[::1]:26379,10.0.0.2/idp/2",
+            (("::1", 26379), ("10.0.0.2", 26379)),
+            "idp",
+            2,
+            "s3cret",
+            True,
+        ),
+    ],
+)
+def test_sentinel_urls_are_read(
+    url: str, sentinels: tuple[tuple[str, int], ...], service: str, db: int, password: str | None, ssl: bool
+) -> None:
+    from idp.store.ephemeral import SentinelUrl
+
+    found = SentinelUrl.parse(url)
+    assert (found.sentinels, found.service, found.db, found.password, found.ssl) == (
+        sentinels,
+        service,
+        db,
+        password,
+        ssl,
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+sentinel://h1:26379",  # no service
+        "redis+sentinel://h1:26379/svc/zero",
+        "redis+sentinel://h1:port/svc",
+        "redis+sentinel://h1/svc/0/extra",
+        "redis+sentinel://h1/svc?retries=3",
+    ],
+)
+def test_a_bad_sentinel_url_is_refused_at_start_naming_the_setting(url: str) -> None:
+    from idp.config import ConfigError, resolve
+
+    with pytest.raises(ConfigError, match="IDP_REDIS_URL"):
+        resolve({"IDP_REDIS_URL": url})

@@ -435,9 +435,13 @@ class RefreshGrant(grants.RefreshTokenGrant):
         if record is None:
             return None
         if record.consumed:
-            # A rotated-away token came back: someone holds a copy. Revoke the whole family.
-            self.server.tokens.revoke_grants([record.grant.id], "refresh_reuse")
-            return None
+            successor = self.server.tokens.uncertain_successor(record)
+            if successor is None:
+                # A rotated-away token came back: someone holds a copy. Revoke the whole family.
+                self.server.tokens.revoke_grants([record.grant.id], "refresh_reuse")
+                return None
+            # The client's retry after a rotation idp could not confirm (see TokenService).
+            record.retry_of = successor
         if record.grant.revoked_at is not None or record.is_expired() or record.account_status != "active":
             return None
         return record
@@ -495,6 +499,9 @@ class RefreshGrant(grants.RefreshTokenGrant):
             except SQLAlchemyError:
                 db.session.rollback()
                 server.tokens.revoke_access_token(access)  # never delivered
+                # The commit may have happened all the same: let the client's retry continue.
+                with contextlib.suppress(StoreUnavailable):
+                    server.tokens.note_uncertain_rotation(record.token_hash, new_refresh)
                 raise
         body = server.token_response(client, access, scope, new_refresh, id_token)
         return 200, body, self.TOKEN_RESPONSE_HEADER

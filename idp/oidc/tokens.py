@@ -172,6 +172,11 @@ _CONSENT = (
 )
 _INSERT_GRANT = insert(Grant)
 _INSERT_REFRESH = insert(RefreshToken)
+_UNUSED_SUCCESSOR = select(RefreshToken.token_hash).where(
+    RefreshToken.token_hash == bindparam("token_hash"),
+    RefreshToken.grant_id == bindparam("grant_id"),
+    RefreshToken.consumed_at.is_(None),
+)
 _CONSUME_REFRESH = (
     update(RefreshToken)
     .where(RefreshToken.token_hash == bindparam("spent_hash"), RefreshToken.consumed_at.is_(None))
@@ -185,6 +190,9 @@ class RefreshTokenRecord:
     consumed: bool
     grant: GrantInfo
     account_status: str
+    # A consumed token presented again after a rotation whose commit was uncertain: the digest of
+    # the successor that commit may have written (see TokenService.note_uncertain_rotation).
+    retry_of: str | None = None
 
     def check_client(self, client: Any) -> bool:
         return self.grant.client_id == client.get_client_id()
@@ -316,10 +324,12 @@ class TokenService:
         )
 
     def rotate_refresh_token(self, record: RefreshTokenRecord) -> str | None:
-        """Consume `record` and add its successor in the current transaction; None if already used."""
+        """Consume `record` (or, for a retry, the successor its uncertain rotation may have written)
+        and add a successor in the current transaction; None if already used."""
         connection = _core()
         now = utcnow()
-        result = connection.execute(_CONSUME_REFRESH, {"spent_hash": record.token_hash, "spent_at": now})
+        spent = record.retry_of or record.token_hash
+        result = connection.execute(_CONSUME_REFRESH, {"spent_hash": spent, "spent_at": now})
         if result.rowcount != 1:
             return None
         token = new_token()
@@ -327,6 +337,32 @@ class TokenService:
             _INSERT_REFRESH, {"token_hash": digest(token), "grant_id": record.grant.id, "issued_at": now}
         )
         return token
+
+    # -- a rotation whose commit failed in an uncertain way -----------------------------------
+    # When PostgreSQL fails during the commit itself (its primary crashed, a failover), the
+    # rotation may or may not be durable (with synchronous replication it may be on the promoted
+    # standby) while the client was told 503 and keeps the old token. Its retry would then look
+    # like a stolen token replayed and revoke the family. So the failed commit is noted here (the
+    # old token's digest -> the successor's) for UNCERTAIN_ROTATION seconds; a presentation of the
+    # old token finding the note, and the successor never used, continues from that successor,
+    # once. A replay without such a note is reuse, as before.
+    UNCERTAIN_ROTATION = 120
+
+    def note_uncertain_rotation(self, spent_hash: str, successor: str) -> None:
+        self.store.set("rotq:" + spent_hash, digest(successor), self.UNCERTAIN_ROTATION)
+
+    def uncertain_successor(self, record: RefreshTokenRecord) -> str | None:
+        """The successor digest of an uncertain rotation of `record`, if noted and never used
+        (the note is taken: one retry)."""
+        noted = self.store.take("rotq:" + record.token_hash)
+        if noted is None:
+            return None
+        row = (
+            _core()
+            .execute(_UNUSED_SUCCESSOR, {"token_hash": noted, "grant_id": record.grant.id})
+            .one_or_none()
+        )
+        return noted if row is not None else None
 
     def mark_revoked(self, grant_ids: list[str], reason: str) -> None:
         """The short-lived mark that a grant is revoked: its access tokens stop working at once."""

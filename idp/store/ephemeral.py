@@ -9,12 +9,19 @@ counters live here. Both implementations offer the same small vocabulary; every 
 from __future__ import annotations
 
 import builtins
+import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
+from redis.sentinel import Sentinel
+
+log = logging.getLogger("idp.store")
 
 
 class StoreUnavailable(RuntimeError):
@@ -43,6 +50,7 @@ class EphemeralStore(Protocol):
     def srem(self, key: str, member: str) -> None: ...
     def smembers(self, key: str) -> builtins.set[str]: ...
     def ping(self) -> None: ...
+    def settle(self) -> int | None: ...
 
 
 # GET the value and count this use in a sibling key, in one step: the first caller sees 1.
@@ -116,12 +124,105 @@ _REFUSAL_PREFIXES = (
 )
 
 
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+UNREPLICATED_PAUSE = 5  # seconds settle() stops waiting after replicas failed to confirm
+
+
+@dataclass(frozen=True)
+class SentinelUrl:
+    """``redis+sentinel://[user:password@]host:port[,host:port…]/service[/db][?sentinel_password=…]``:
+    the Sentinel set that knows the current primary of ``service`` (rediss+sentinel: TLS to the
+    primary). The credentials are the primary's; the Sentinels' go in the query."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    sentinel_username: str | None = None
+    sentinel_password: str | None = None
+    ssl: bool = False
+
+    @classmethod
+    def parse(cls, url: str) -> SentinelUrl:
+        parts = urlsplit(url)
+        if parts.scheme not in SENTINEL_SCHEMES:
+            raise ValueError("must start with redis+sentinel:// or rediss+sentinel://")
+        userinfo, _, hosts = parts.netloc.rpartition("@")
+        user, _, password = userinfo.partition(":")
+        nodes = []
+        for node in hosts.split(","):
+            match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?|([^:\[\]]+)(?::(\d+))?", node.strip())
+            if match is None:
+                raise ValueError(f"cannot read the Sentinel address {node!r}")
+            host = match.group(1) or match.group(3)
+            port = int(match.group(2) or match.group(4) or 26379)
+            nodes.append((host, port))
+        segments = [s for s in parts.path.split("/") if s]
+        if not segments or len(segments) > 2:
+            raise ValueError("name the service after the Sentinel addresses: …/mymaster or …/mymaster/0")
+        if len(segments) == 2 and not segments[1].isdigit():
+            raise ValueError("the database after the service name must be a number")
+        query = dict(parse_qsl(parts.query))
+        unknown = set(query) - {"sentinel_username", "sentinel_password"}
+        if unknown:
+            raise ValueError(f"unknown parameter {sorted(unknown)[0]}")
+        return cls(
+            sentinels=tuple(nodes),
+            service=unquote(segments[0]),
+            db=int(segments[1]) if len(segments) == 2 else 0,
+            username=unquote(user) or None,
+            password=unquote(password) or None,
+            sentinel_username=query.get("sentinel_username"),
+            sentinel_password=query.get("sentinel_password"),
+            ssl=parts.scheme == "rediss+sentinel",
+        )
+
+
+def redis_client(url: str, **options: Any) -> redis.Redis:
+    """A client of the Redis `url` names: one server, or the current primary of a Sentinel set
+    (which follows a failover by itself: a connection to a demoted primary is dropped and the
+    Sentinels asked again)."""
+    if not url.startswith(SENTINEL_SCHEMES):
+        return redis.Redis.from_url(url, **options)
+    found = SentinelUrl.parse(url)
+    sentinel_options = {k: v for k, v in options.items() if k.startswith("socket_")}
+    if found.sentinel_password:
+        sentinel_options.update(username=found.sentinel_username, password=found.sentinel_password)
+    sentinel = Sentinel(list(found.sentinels), sentinel_kwargs=sentinel_options)
+    return sentinel.master_for(
+        found.service,
+        db=found.db,
+        username=found.username,
+        password=found.password,
+        ssl=found.ssl,
+        **options,
+    )
+
+
 class RedisStore:
+    """Redis, or the primary of a Sentinel set.
+
+    With ``wait_replicas`` (by default 1 for a Sentinel set), ``settle`` waits, once per request
+    that wrote, until that many replicas have its writes (Redis WAIT, at most ``wait_timeout``): a
+    code, token or session idp has answered with is then on a replica, and survives the primary's
+    crash and a failover. A replica that does not confirm in time is logged, and for the next
+    UNREPLICATED_PAUSE seconds nothing is waited for (a primary without a replica must not make
+    every answer wait the timeout).
+    """
+
     shared = True
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(
+        self, url: str, prefix: str, *, wait_replicas: int | None = None, wait_timeout: float = 0.2
+    ) -> None:
         self.prefix = prefix
-        self.client = redis.Redis.from_url(
+        sentinel = url.startswith(SENTINEL_SCHEMES)
+        self.wait_replicas = (1 if sentinel else 0) if wait_replicas is None else wait_replicas
+        self.wait_timeout_ms = max(1, int(wait_timeout * 1000))
+        self._local = threading.local()
+        self._unreplicated_until = 0.0
+        self.client = redis_client(
             url,
             decode_responses=True,
             socket_timeout=2.0,
@@ -135,6 +236,28 @@ class RedisStore:
 
     def _k(self, key: str) -> str:
         return self.prefix + key
+
+    def _wrote(self) -> None:
+        if self.wait_replicas:
+            self._local.dirty = True
+
+    def settle(self) -> int | None:
+        """After a request that wrote: wait for the replicas to have its writes (see the class doc);
+        the number that confirmed, or None when nothing needed waiting for."""
+        if not self.wait_replicas or not getattr(self._local, "dirty", False):
+            return None
+        self._local.dirty = False
+        if time.monotonic() < self._unreplicated_until:
+            return None  # no replica confirmed lately: do not make every answer wait the timeout
+        confirmed = int(self._call(self.client.wait, self.wait_replicas, self.wait_timeout_ms))
+        if confirmed < self.wait_replicas:
+            # After a failover the new primary may have no replica yet, or one still syncing.
+            self._unreplicated_until = time.monotonic() + UNREPLICATED_PAUSE
+            log.warning(
+                "redis: %d of %d replicas confirmed the writes within %d ms; not waiting for %d s",
+                confirmed, self.wait_replicas, self.wait_timeout_ms, UNREPLICATED_PAUSE,
+            )  # fmt: skip
+        return confirmed
 
     def _call(self, fn, *args, **kwargs):
         try:
@@ -159,9 +282,12 @@ class RedisStore:
         return self._call(self.client.mget, [self._k(k) for k in keys])
 
     def set(self, key: str, value: str, ttl: int, *, only_if_absent: bool = False) -> bool:
+        self._wrote()
         return bool(self._call(self.client.set, self._k(key), value, ex=max(1, int(ttl)), nx=only_if_absent))
 
     def set_many(self, items: Iterable[tuple[str, str, int]]) -> None:
+        self._wrote()
+
         def run() -> None:
             pipe = self.client.pipeline(transaction=True)
             for key, value, ttl in items:
@@ -171,26 +297,31 @@ class RedisStore:
         self._call(run)
 
     def delete(self, *keys: str) -> int:
+        self._wrote()
         if not keys:
             return 0
         return int(self._call(self.client.delete, *[self._k(k) for k in keys]))
 
     def take(self, key: str) -> str | None:
+        self._wrote()
         return self._call(self.client.getdel, self._k(key))
 
     def consume(self, key: str, marker_ttl: int) -> tuple[str | None, int]:
+        self._wrote()
         n, value = self._call(self._consume, keys=[self._k(key), self._k(key + ":uses")], args=[marker_ttl])
         return (value or None), int(n)
 
     def unconsume(self, key: str) -> bool:
         """Undo the first consumption of `key` (a later one, a replay, stays counted). Plain GET
         and DEL, which a server out of memory still accepts (a script it would refuse)."""
+        self._wrote()
         uses = self._k(key + ":uses")
         if self._call(self.client.get, uses) != "1":
             return False
         return bool(self._call(self.client.delete, uses))
 
     def incr(self, key: str, ttl: int) -> int:
+        self._wrote()
         return int(self._call(self._incr, keys=[self._k(key)], args=[max(1, int(ttl))]))
 
     def take_quota(
@@ -199,6 +330,7 @@ class RedisStore:
         """Count one use on every (key, limit, ttl) counter unless a blocker key exists or a counter
         is full: then count nothing and return (its index, its seconds left), blockers numbered
         first; (-1, 0) when counted."""
+        self._wrote()
         if not counters:
             return -1, 0
         args: list[int] = [len(blockers)]
@@ -209,6 +341,7 @@ class RedisStore:
         return int(index) - 1, max(0, int(left))
 
     def give_back(self, keys: Sequence[str]) -> None:
+        self._wrote()
         if keys:
             self._call(self._give_back, keys=[self._k(k) for k in keys])
 
@@ -229,6 +362,8 @@ class RedisStore:
         return self._call(run)
 
     def sadd(self, key: str, member: str, ttl: int) -> None:
+        self._wrote()
+
         def run() -> None:
             pipe = self.client.pipeline(transaction=True)
             pipe.sadd(self._k(key), member)
@@ -238,6 +373,7 @@ class RedisStore:
         self._call(run)
 
     def srem(self, key: str, member: str) -> None:
+        self._wrote()
         self._call(self.client.srem, self._k(key), member)
 
     def smembers(self, key: str) -> builtins.set[str]:
@@ -384,6 +520,9 @@ class MemoryStore:
     def ping(self) -> None:
         return None
 
+    def settle(self) -> int | None:
+        return None
+
 
 def persistence_warning(store: EphemeralStore) -> str | None:
     """What to tell the operator when the Redis behind `store` keeps nothing on disk: a restart
@@ -409,7 +548,9 @@ def persistence_warning(store: EphemeralStore) -> str | None:
     )
 
 
-def create_store(redis_url: str | None, prefix: str) -> EphemeralStore:
+def create_store(
+    redis_url: str | None, prefix: str, *, wait_replicas: int | None = None, wait_timeout: float = 0.2
+) -> EphemeralStore:
     if redis_url:
-        return RedisStore(redis_url, prefix)
+        return RedisStore(redis_url, prefix, wait_replicas=wait_replicas, wait_timeout=wait_timeout)
     return MemoryStore()

@@ -160,6 +160,19 @@ def install(app: Flask) -> None:
     def store_unavailable(exc: StoreUnavailable) -> Response:
         return _unavailable(exc)
 
+    # Registered last, so that it runs first among the after_request functions (the security
+    # headers then apply to whatever it answers).
+    @app.after_request
+    def settle_short_lived_writes(response: Response) -> Response:
+        """Answer only once the request's Redis writes are on a replica (RedisStore.settle): a code
+        or token handed out must survive the primary's failover. If the primary is gone meanwhile,
+        those writes may be lost: the answer is then the outage's."""
+        try:
+            current_app.extensions["idp"].store.settle()
+        except StoreUnavailable as exc:
+            return _unavailable(exc)
+        return response
+
     @app.errorhandler(DBAPIError)
     def database_error(exc: DBAPIError) -> Response:
         if (

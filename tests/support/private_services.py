@@ -7,6 +7,7 @@ CI=true a missing binary fails the test (tests.support.services.unavailable).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -110,12 +111,17 @@ class PrivatePostgres:
 
     user = "postgres"
 
-    def __init__(self) -> None:
+    # Fast and unsafe for a single test cluster; a replication pair overrides these.
+    durability = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+
+    def __init__(self, folder: Path | None = None) -> None:
         self.bin = _pg_bin()
         self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="idp-pg-"))
+        self.dir = folder or Path(tempfile.mkdtemp(prefix="idp-pg-"))
+        self.dir.mkdir(exist_ok=True)
         self.data = self.dir / "data"
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.extra_options = ""
         self._as_user: list[str] = []
         if os.geteuid() == 0:
             try:
@@ -152,7 +158,7 @@ class PrivatePostgres:
         options = (
             f"-c port={self.port} -c listen_addresses=127.0.0.1 "
             f"-c unix_socket_directories={self.dir} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
+            f"{self.durability} -c max_connections=50 {self.extra_options}"
         )
         self._run(
             str(self.bin / "pg_ctl"),
@@ -179,19 +185,23 @@ class PrivatePostgres:
                     raise
                 time.sleep(0.1)
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; mode "immediate" is a crash (no checkpoint, connections cut)."""
         if (self.data / "postmaster.pid").exists():
             self._run(
                 str(self.bin / "pg_ctl"),
                 "-D",
                 str(self.data),
                 "-m",
-                "fast",
+                mode,
                 "-w",
                 "-t",
                 "30",
                 "stop",
             )
+
+    def promote(self) -> None:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-t", "30", "promote")
 
     def log(self) -> str:
         path = self.dir / "server.log"
@@ -202,3 +212,197 @@ class PrivatePostgres:
             self.stop()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivateSentinelSet:
+    """A Redis primary, one replica and three Sentinels (quorum 2), each a real process on a free
+    port with its files in a temporary folder. ``crash_primary`` kills the primary as a machine
+    failure would; the Sentinels then promote the replica."""
+
+    service = "idp-primary"
+
+    def __init__(self, *, down_after_ms: int = 1000) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            services.unavailable("redis-server", FileNotFoundError("redis-server is not on PATH"))
+        self.binary = str(binary)
+        self.dir = Path(tempfile.mkdtemp(prefix="idp-sentinel-"))
+        self.down_after_ms = down_after_ms
+        self.ports = {"primary": free_port(), "replica": free_port()}
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        nodes = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+        return f"redis+sentinel://{nodes}/{self.service}/0"
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self.processes[name] = subprocess.Popen(
+                [self.binary, *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        finally:
+            log.close()
+
+    def _server_args(self, name: str) -> list[str]:
+        folder = self.dir / name
+        folder.mkdir(exist_ok=True)
+        return [
+            "--port", str(self.ports[name]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(folder),
+        ]  # fmt: skip
+
+    def start(self) -> None:
+        self._spawn("primary", self._server_args("primary"))
+        self._spawn(
+            "replica", [*self._server_args("replica"), "--replicaof", "127.0.0.1", str(self.ports["primary"])]
+        )
+        for name in ("primary", "replica"):
+            self._wait(self.ports[name])
+        for i, port in enumerate(self.sentinel_ports):
+            conf = self.dir / f"sentinel-{i}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                f"sentinel monitor {self.service} 127.0.0.1 {self.ports['primary']} 2\n"
+                f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {self.service} 10000\n"
+                f"sentinel parallel-syncs {self.service} 1\n"
+            )
+            self._spawn(f"sentinel-{i}", [str(conf), "--sentinel"])
+        for port in self.sentinel_ports:
+            self._wait(port)
+        deadline = time.monotonic() + 15
+        while True:  # the replica in sync, and every Sentinel knowing the replica and the others
+            replica = redis.Redis(host="127.0.0.1", port=self.ports["replica"])
+            try:
+                synced = replica.info("replication").get("master_link_status") == "up"
+            finally:
+                replica.close()
+            known = all(self._sentinel_sees_everyone(p) for p in self.sentinel_ports)
+            if synced and known:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Sentinel set did not settle:\n{self.logs()}")
+            time.sleep(0.2)
+
+    def _sentinel_sees_everyone(self, port: int) -> bool:
+        client = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+        try:
+            primary = client.sentinel_master(self.service)
+            return int(primary.get("num-slaves", 0)) >= 1 and int(primary.get("num-other-sentinels", 0)) >= 2
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def _wait(self, port: int) -> None:
+        deadline = time.monotonic() + 10
+        while True:
+            client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+            try:
+                client.ping()
+                return
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis on {port} did not start:\n{self.logs()}") from None
+                time.sleep(0.05)
+            finally:
+                client.close()
+
+    def primary_port(self) -> int:
+        """The port the Sentinels name as the primary now."""
+        client = redis.Redis(host="127.0.0.1", port=self.sentinel_ports[0], decode_responses=True)
+        try:
+            return int(client.sentinel_get_master_addr_by_name(self.service)[1])
+        finally:
+            client.close()
+
+    def crash_primary(self) -> int:
+        """SIGKILL the current primary; returns its port."""
+        port = self.primary_port()
+        name = next(n for n, p in self.ports.items() if p == port)
+        self.processes[name].kill()
+        self.processes[name].wait(timeout=10)
+        return port
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.dir.glob("*.log"))
+        )
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivatePostgresPair:
+    """A PostgreSQL primary and a streaming standby of it (pg_basebackup -R), with synchronous
+    replication: a commit is acknowledged only once the standby has it, so a crash of the primary
+    followed by the standby's promotion loses nothing that idp was told is committed."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="idp-pg-pair-"))
+        self.primary = PrivatePostgres(self.dir / "primary")
+        self.standby = PrivatePostgres(self.dir / "standby")
+        for server in (self.primary, self.standby):
+            if os.geteuid() == 0:
+                entry = pwd.getpwnam(server.user)
+                os.chown(self.dir, entry.pw_uid, entry.pw_gid)
+                os.chown(server.dir, entry.pw_uid, entry.pw_gid)
+            server.durability = "-c fsync=on -c synchronous_commit=on"
+            server.extra_options = (
+                "-c wal_level=replica -c max_wal_senders=5 -c hot_standby=on "
+                "-c wal_sender_timeout=5s -c wal_receiver_timeout=5s"
+            )
+        # Only the primary waits for a synchronous standby: once promoted, the standby has none (a
+        # failover tool would configure the next one), and waiting for it would hang every commit.
+        self.primary.extra_options += " -c synchronous_standby_names=standby"
+
+    def start(self) -> None:
+        self.primary.init()
+        self.primary.start()
+        self.standby._run(
+            str(self.standby.bin / "pg_basebackup"),
+            "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
+            "-D", str(self.standby.data), "-R", "-X", "stream", "--no-sync",
+        )  # fmt: skip
+        with open(self.standby.data / "postgresql.auto.conf", "a", encoding="utf-8") as conf:
+            conf.write(
+                f"primary_conninfo = 'host=127.0.0.1 port={self.primary.port} user=postgres "
+                "application_name=standby'\n"
+            )
+        self.standby.start()
+        deadline = time.monotonic() + 20
+        while True:
+            with psycopg.connect(self.primary.url, autocommit=True, connect_timeout=3) as conn:
+                row = conn.execute(
+                    "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby'"
+                ).fetchone()
+            if row is not None and row[0] == "sync":
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the standby did not become synchronous:\n{self.standby.log()}")
+            time.sleep(0.2)
+
+    def url(self, database: str) -> str:
+        """A multi-host libpq URL: whichever of the two accepts writes."""
+        hosts = f"127.0.0.1:{self.primary.port},127.0.0.1:{self.standby.port}"
+        return f"postgresql://postgres@{hosts}/{database}?target_session_attrs=read-write"
+
+    def sqlalchemy_url(self, database: str) -> str:
+        """The same for IDP_DATABASE_URL (SQLAlchemy takes the hosts as repeated host parameters)."""
+        return (
+            f"postgresql+psycopg://postgres@/{database}?host=127.0.0.1:{self.primary.port}"
+            f"&host=127.0.0.1:{self.standby.port}&target_session_attrs=read-write&connect_timeout=2"
+        )
+
+    def close(self) -> None:
+        for server in (self.primary, self.standby):
+            with contextlib.suppress(RuntimeError):
+                server.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
