@@ -133,8 +133,12 @@ def assert_goes_to_login(response: Any) -> None:
         pytest.param({"redirect_uri": "http://127.0.0.1:9/portal/other"}, id="loopback-other-path"),
         # RFC 8252 §7.3's "any port" is for native apps (public clients); a confidential client's
         # loopback URI matches exactly.
-        pytest.param({"redirect_uri": "http://127.0.0.1:10/portal/callback"}, id="confidential-loopback-other-port"),
-        pytest.param({"redirect_uri": "http://127.0.0.1/portal/callback"}, id="confidential-loopback-no-port"),
+        pytest.param(
+            {"redirect_uri": "http://127.0.0.1:10/portal/callback"}, id="confidential-loopback-other-port"
+        ),
+        pytest.param(
+            {"redirect_uri": "http://127.0.0.1/portal/callback"}, id="confidential-loopback-no-port"
+        ),
         pytest.param({"client_id": 'portal"><script>x</script>'}, id="client_id-with-quotes"),
         pytest.param({"client_id": "cổng-dịch-vụ"}, id="client_id-non-ascii"),
         pytest.param({"redirect_uri": PORTAL_CALLBACK + '"><script>x</script>'}, id="redirect-with-quotes"),
