@@ -411,3 +411,34 @@ def urlsplit_path(location: str) -> str:
     from urllib.parse import urlsplit
 
     return urlsplit(location).path
+
+
+def test_attempts_under_way_never_count_as_failures(app: Any) -> None:
+    """Three wrong passwords, then the owner's right one and a stranger's wrong one at the same
+    time (limit 5): the stranger's failure is the fourth, not a lockout, and the owner's success
+    clears the name. Nineteen sign-ins under way from a carrier's address and one typo do not
+    lock the address for everyone behind it."""
+    counter = throttle(app, max_failures=5)
+    for _ in range(3):
+        with counter.attempt(name="a", address="203.0.113.7") as attempt:
+            assert attempt.wait == 0
+            attempt.failed()
+    owner = counter.attempt(name="a", address="203.0.113.8")
+    stranger = counter.attempt(name="a", address="198.51.100.9")
+    assert owner.wait == 0 and stranger.wait == 0
+    assert stranger.failed() == 0, "a lockout started before five failures"
+    owner.succeeded()
+    assert counter.locked_for(name="a") == 0
+    with counter.attempt(name="a") as attempt:  # the failures were cleared by the owner's success
+        assert attempt.wait == 0
+        attempt.failed()
+    assert counter.locked_for(name="a") == 0
+
+    under_way = [counter.attempt(name=f"person-{i}", address="203.0.113.50") for i in range(19)]
+    assert all(a.wait == 0 for a in under_way)
+    with counter.attempt(name="typo", address="203.0.113.50") as typo:
+        assert typo.wait == 0
+        assert typo.failed() == 0
+    for a in under_way:
+        a.succeeded()
+    assert counter.locked_for(address="203.0.113.50") == 0

@@ -245,3 +245,34 @@ def test_a_claim_the_client_may_not_have_is_neither_asked_nor_released(
     tokens = exchange(client, callback["code"], auth.verifier)
     assert "citizen_id" not in userinfo_of(client, tokens["access_token"])
     assert "citizen_id" not in id_token_claims(tokens["id_token"])
+
+
+def test_a_refresh_releases_nothing_the_consent_no_longer_covers(
+    browser: Browser, client: Any, outbox: Outbox, app: Any
+) -> None:
+    """The refresh grant re-reads the consent as the code exchange does: a grant whose claims the
+    person's consent does not cover (one from before consents recorded claims, or a consent
+    narrowed since) gets no new tokens."""
+    from sqlalchemy import update
+
+    from idp.store.models import Consent, db
+
+    page, auth = sign_in(browser, outbox, scope="openid", claims=CLAIMS_OF_PROFILE_AND_PHONE, **PARTNER)
+    callback = callback_of(decide(browser, page, "allow"), PARTNER_CALLBACK, auth.params["state"])
+    tokens = exchange(client, callback["code"], auth.verifier)
+    assert "refresh_token" in tokens, tokens
+    again = client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        headers=basic("partner", PARTNER_SECRET),
+    )
+    assert again.status_code == 200, again.json
+    with app.app_context():  # what a consent given before migration 0005 looks like: scopes only
+        db.session.execute(update(Consent).values(claims=""))
+        db.session.commit()
+    refused = client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        headers=basic("partner", PARTNER_SECRET),
+    )
+    assert refused.status_code == 400 and refused.json["error"] == "invalid_grant", refused.json

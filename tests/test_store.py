@@ -112,12 +112,29 @@ def test_take_quota_counts_on_every_counter_or_on_none(store: EphemeralStore) ->
     assert store.get("q:b") == "2"
 
 
-def test_take_quota_refuses_while_a_blocker_exists(store: EphemeralStore) -> None:
-    store.set("q:lock", "1", 30)
-    index, left = store.take_quota([("q:c", 5, 60)], blockers=["q:none", "q:lock"])
-    assert index == 1 and 0 < left <= 30
-    assert store.get("q:c") is None
-    assert store.take_quota([("q:c", 5, 60)], blockers=["q:none"]) == (-1, 0)
+def test_take_attempt_refuses_while_locked_or_while_failures_and_attempts_reach_the_limit(
+    store: EphemeralStore,
+) -> None:
+    subjects = [("a:lock", "a:fail", "a:busy", 3), ("b:lock", "b:fail", "b:busy", 12)]
+    store.incr("a:fail", 60)
+    assert store.take_attempt(subjects, 60) == (-1, False, 0)
+    assert store.take_attempt(subjects, 60) == (-1, False, 0)  # 1 failure + 2 under way = 3
+    assert store.take_attempt(subjects, 60) == (0, False, 0)
+    assert (store.get("a:busy"), store.get("b:busy")) == ("2", "2")  # the refusal counted nothing
+    store.give_back(["a:busy", "b:busy"])
+    assert store.take_attempt(subjects, 60) == (-1, False, 0)
+    store.set("b:lock", "1", 30)
+    index, locked, left = store.take_attempt(subjects, 60)
+    assert (index, locked) == (1, True) and 0 < left <= 30
+
+
+def test_concurrent_take_attempt_never_exceeds_the_limit(store: EphemeralStore) -> None:
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(
+            pool.map(lambda _: store.take_attempt([("c:lock", "c:fail", "c:busy", 5)], 60), range(40))
+        )
+    assert sum(1 for index, _, _ in answers if index < 0) == 5
+    assert store.get("c:busy") == "5"
 
 
 def test_concurrent_take_quota_never_exceeds_the_limit(store: EphemeralStore) -> None:

@@ -6,14 +6,15 @@ LOCKOUT_BASE_SECONDS, doubling with each further lockout that day up to LOCKOUT_
 A lockout always ends by itself; no stranger can lock an account for good.
 
 A check that is slow (a password hash) or guessable (an authenticator code) runs inside
-``with throttle.attempt(name=…, address=…) as attempt``: the attempt is counted, atomically,
-before it is checked, and refused at once (``attempt.wait``) while the subject is locked or as
-many attempts as the limit allows are already counted, so concurrent attempts can never be
-checked more often than the limit. Its outcome is then told with ``attempt.failed()`` (which may
-start the lockout) or ``attempt.succeeded()`` (which gives the address's count back: only
-failures count against an address). An attempt left without an outcome (the database was
-unavailable, the check never ran) gives its count back. ``failure`` counts an event that was not
-reserved (an OTP code voided by wrong entries).
+``with throttle.attempt(name=…, address=…) as attempt``: the attempt is counted as under way,
+atomically, before it is checked, and refused at once (``attempt.wait``) while the subject is
+locked or while its failures plus the attempts under way reach the limit, so concurrent attempts
+can never be checked more often than the limit allows. Its outcome is then told with
+``attempt.failed()`` (one more failure, which may start the lockout) or ``attempt.succeeded()``
+(the name's failures cleared); either way it is no longer under way. Only failures start a
+lockout: attempts under way never do. An attempt left without an outcome (the database was
+unavailable, the check never ran) is simply no longer under way. ``failure`` counts an event
+that was not reserved (an OTP code voided by wrong entries).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from idp.store.ephemeral import EphemeralStore
 
 # An address is shared by many people behind a carrier NAT: it gets more room than one name.
 ADDRESS_FACTOR = 4
+# Seconds an attempt counts as under way at most (a worker that died mid-check gives it back so).
+BUSY_TTL = 60
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,10 @@ class Throttle:
         base = f"thr:{self.factor}:{subject}"
         return base + ":fail", base + ":lock", base + ":level"
 
+    def _busy(self, subject: str) -> str:
+        """Attempts under way (reserved, not yet failed or succeeded)."""
+        return f"thr:{self.factor}:{subject}:busy"
+
     def _limit(self, subject: str) -> int:
         return self.policy.max_failures * (ADDRESS_FACTOR if subject.startswith("ip:") else 1)
 
@@ -91,51 +98,47 @@ class Throttle:
         return subjects
 
     def reserve(self, *, name: str | None = None, address: str | None = None) -> int:
-        """Count an attempt before it is checked: 0 when it may be checked now; otherwise nothing
-        is counted and the answer is the seconds to wait (the lockout, or the one about to start
-        when the limit's worth of attempts is already under way)."""
+        """Start an attempt before it is checked: 0 when it may be checked now; otherwise nothing
+        is counted and the answer is the seconds to wait (the lockout, or as long as the first
+        lockout lasts when failures and attempts under way reach the limit)."""
         subjects = self._subjects(name, address)
-        counters = [(self._keys(s)[0], self._limit(s), self.policy.max_seconds) for s in subjects]
-        index, left = self.store.take_quota(counters, blockers=[self._keys(s)[1] for s in subjects])
+        index, locked, left = self.store.take_attempt(
+            [(self._keys(s)[1], self._keys(s)[0], self._busy(s), self._limit(s)) for s in subjects],
+            BUSY_TTL,
+        )
         if index < 0:
             return 0
-        if index < len(subjects):  # locked
-            return max(1, left)
-        return self.locked_for(name=name, address=address) or self.policy.base_seconds
+        return max(1, left) if locked else self.policy.base_seconds
 
     def attempt(self, *, name: str | None = None, address: str | None = None) -> Attempt:
         return Attempt(self, name, address)
 
     def give_back(self, *, name: str | None = None, address: str | None = None) -> None:
-        """Uncount a reserved attempt whose check never ran."""
-        self.store.give_back([self._keys(s)[0] for s in self._subjects(name, address)])
+        """A reserved attempt is no longer under way, and was neither a failure nor a success."""
+        self.store.give_back([self._busy(s) for s in self._subjects(name, address)])
 
     def failed(self, *, name: str | None = None, address: str | None = None) -> int:
-        """A reserved attempt failed (it is counted already): the lockout in seconds it started."""
-        return self._lock_full(self._subjects(name, address), counted=False)
+        """A reserved attempt failed: counted as a failure; the lockout in seconds it started."""
+        self.give_back(name=name, address=address)
+        return self._lock_full(self._subjects(name, address), reserved=True)
 
     def succeeded(self, *, name: str | None = None, address: str | None = None) -> None:
-        """A reserved attempt succeeded: the name's failures are cleared, the address's count
-        given back."""
+        """A reserved attempt succeeded: no longer under way, and the name's failures are cleared."""
+        self.give_back(name=name, address=address)
         self.success(name=name)
-        if address:
-            self.store.give_back([self._keys(_subject("ip", address))[0]])
 
     def failure(self, *, name: str | None = None, address: str | None = None) -> int:
         """Count a failure that was not reserved; returns the lockout in seconds it started (0 when none)."""
-        return self._lock_full(self._subjects(name, address), counted=True)
+        return self._lock_full(self._subjects(name, address), reserved=False)
 
-    def _lock_full(self, subjects: list[str], *, counted: bool) -> int:
+    def _lock_full(self, subjects: list[str], *, reserved: bool) -> int:
         started = 0
         for subject in subjects:
             fail_key, lock_key, level_key = self._keys(subject)
-            if counted:
-                count = self.store.incr(fail_key, self.policy.max_seconds)
-            else:
-                count = int(self.store.get(fail_key) or 0)
+            count = self.store.incr(fail_key, self.policy.max_seconds)
             if count < self._limit(subject):
                 continue
-            if counted:
+            if not reserved:
                 level = self.store.incr(level_key, 86400)
                 seconds = self._seconds(level)
                 self.store.set(lock_key, str(level), seconds)

@@ -458,6 +458,13 @@ class RefreshGrant(grants.RefreshTokenGrant):
         grant = record.grant
         server = self.server
         scope = self.request.payload.scope or grant.scope
+        if not client.config.first_party and not server.tokens.consent_covers(
+            grant.account_id, client.client_id, scope, requested_claims(scope, grant.claims)
+        ):
+            # As at the code exchange: nothing the person's consent does not cover (a grant from
+            # before consents recorded claims, a client no longer first-party, a consent narrowed).
+            db.session.rollback()
+            raise InvalidGrantError()
         new_refresh = None
         if client.config.is_public:
             try:

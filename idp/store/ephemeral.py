@@ -40,9 +40,10 @@ class EphemeralStore(Protocol):
     def consume(self, key: str, marker_ttl: int) -> tuple[str | None, int]: ...
     def unconsume(self, key: str) -> bool: ...
     def incr(self, key: str, ttl: int) -> int: ...
-    def take_quota(
-        self, counters: Sequence[tuple[str, int, int]], blockers: Sequence[str] = ()
-    ) -> tuple[int, int]: ...
+    def take_quota(self, counters: Sequence[tuple[str, int, int]]) -> tuple[int, int]: ...
+    def take_attempt(
+        self, subjects: Sequence[tuple[str, str, str, int]], busy_ttl: int
+    ) -> tuple[int, bool, int]: ...
     def give_back(self, keys: Sequence[str]) -> None: ...
     def ttl(self, key: str) -> int: ...
     def ttl_many(self, keys: Sequence[str]) -> list[int]: ...
@@ -69,26 +70,38 @@ if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
 
-# Quotas: KEYS are ARGV[1] blockers (refuse while one exists) then counters (key, limit, ttl in
-# ARGV): refuse when a blocker exists or a counter is at its limit, else count one on each counter,
-# in one step. Returns {0, 0} when counted, or {i, seconds left} of the first refusing key (1-based,
-# blockers first).
+# Quotas (key, limit, ttl): refuse when any counter is at its limit, else count one on each, in
+# one step. Returns {0, 0} when counted, or {i, seconds left} of the first full counter (1-based).
 _TAKE_QUOTA = """
-local nb = tonumber(ARGV[1])
-for i = 1, nb do
-  local left = redis.call('TTL', KEYS[i])
-  if left > 0 or left == -1 then return {i, left} end
+for i, key in ipairs(KEYS) do
+  local n = tonumber(redis.call('GET', key) or '0')
+  if n >= tonumber(ARGV[2 * i - 1]) then return {i, redis.call('TTL', key)} end
 end
-for i = nb + 1, #KEYS do
-  local j = i - nb
-  local n = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if n >= tonumber(ARGV[2 * j]) then return {i, redis.call('TTL', KEYS[i])} end
-end
-for i = nb + 1, #KEYS do
-  local j = i - nb
-  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[2 * j + 1]) end
+for i, key in ipairs(KEYS) do
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[2 * i]) end
 end
 return {0, 0}
+"""
+
+# Attempts (idp.flows.throttle): KEYS are (lock, failures, under way) per subject, ARGV the TTL of
+# the under-way counter then each subject's limit. Refused while a lock exists ({i, 1, seconds
+# left}) or while failures plus attempts under way reach the limit ({i, 0, 0}); else one more
+# attempt is under way on every subject ({0, 0, 0}). In one step.
+_TAKE_ATTEMPT = """
+local n = #KEYS / 3
+for i = 0, n - 1 do
+  local left = redis.call('TTL', KEYS[3 * i + 1])
+  if left > 0 or left == -1 then return {i + 1, 1, left} end
+end
+for i = 0, n - 1 do
+  local used = tonumber(redis.call('GET', KEYS[3 * i + 2]) or '0') + tonumber(redis.call('GET', KEYS[3 * i + 3]) or '0')
+  if used >= tonumber(ARGV[i + 2]) then return {i + 1, 0, 0} end
+end
+for i = 0, n - 1 do
+  redis.call('INCR', KEYS[3 * i + 3])
+  redis.call('EXPIRE', KEYS[3 * i + 3], ARGV[1])
+end
+return {0, 0, 0}
 """
 
 # Give one counted use back to each counter that still holds one (its expiry unchanged).
@@ -233,6 +246,7 @@ class RedisStore:
         self._incr = self.client.register_script(_INCR)
         self._take_quota = self.client.register_script(_TAKE_QUOTA)
         self._give_back = self.client.register_script(_GIVE_BACK)
+        self._take_attempt = self.client.register_script(_TAKE_ATTEMPT)
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -324,21 +338,30 @@ class RedisStore:
         self._wrote()
         return int(self._call(self._incr, keys=[self._k(key)], args=[max(1, int(ttl))]))
 
-    def take_quota(
-        self, counters: Sequence[tuple[str, int, int]], blockers: Sequence[str] = ()
-    ) -> tuple[int, int]:
-        """Count one use on every (key, limit, ttl) counter unless a blocker key exists or a counter
-        is full: then count nothing and return (its index, its seconds left), blockers numbered
-        first; (-1, 0) when counted."""
+    def take_quota(self, counters: Sequence[tuple[str, int, int]]) -> tuple[int, int]:
+        """Count one use on every (key, limit, ttl) counter unless one is full: then count nothing
+        and return (its index, its seconds left); (-1, 0) when counted."""
         self._wrote()
         if not counters:
             return -1, 0
-        args: list[int] = [len(blockers)]
+        args: list[int] = []
         for _, limit, ttl in counters:
             args += [int(limit), max(1, int(ttl))]
-        keys = [self._k(k) for k in blockers] + [self._k(k) for k, _, _ in counters]
-        index, left = self._call(self._take_quota, keys=keys, args=args)
+        index, left = self._call(self._take_quota, keys=[self._k(k) for k, _, _ in counters], args=args)
         return int(index) - 1, max(0, int(left))
+
+    def take_attempt(
+        self, subjects: Sequence[tuple[str, str, str, int]], busy_ttl: int
+    ) -> tuple[int, bool, int]:
+        """Start an attempt on every (lock, failures, under-way, limit) subject unless one is
+        locked or full: (-1, False, 0) when started, else (its index, locked, seconds left)."""
+        self._wrote()
+        if not subjects:
+            return -1, False, 0
+        keys = [self._k(k) for lock, fail, busy, _ in subjects for k in (lock, fail, busy)]
+        args = [max(1, int(busy_ttl))] + [int(limit) for *_, limit in subjects]
+        index, locked, left = self._call(self._take_attempt, keys=keys, args=args)
+        return int(index) - 1, bool(locked), max(0, int(left))
 
     def give_back(self, keys: Sequence[str]) -> None:
         self._wrote()
@@ -464,14 +487,28 @@ class MemoryStore:
             self._data[key] = (1, self._expiry(ttl))
             return 1
 
-    def take_quota(
-        self, counters: Sequence[tuple[str, int, int]], blockers: Sequence[str] = ()
-    ) -> tuple[int, int]:
+    def take_attempt(
+        self, subjects: Sequence[tuple[str, str, str, int]], busy_ttl: int
+    ) -> tuple[int, bool, int]:
         with self._lock:
-            for index, key in enumerate(blockers):
-                if self._live(key) is not None:
-                    return index, max(1, int(self._data[key][1] - time.monotonic()))
-            for index, (key, limit, _) in enumerate(counters, start=len(blockers)):
+            for index, (lock, _, _, _) in enumerate(subjects):
+                if self._live(lock) is not None:
+                    return index, True, max(1, int(self._data[lock][1] - time.monotonic()))
+
+            def count(key: str) -> int:
+                value = self._live(key)
+                return value if isinstance(value, int) else 0
+
+            for index, (_, fail, busy, limit) in enumerate(subjects):
+                if count(fail) + count(busy) >= limit:
+                    return index, False, 0
+            for _, _, busy, _ in subjects:
+                self._data[busy] = (count(busy) + 1, self._expiry(busy_ttl))
+            return -1, False, 0
+
+    def take_quota(self, counters: Sequence[tuple[str, int, int]]) -> tuple[int, int]:
+        with self._lock:
+            for index, (key, limit, _) in enumerate(counters):
                 current = self._live(key)
                 if isinstance(current, int) and current >= limit:
                     return index, max(0, int(self._data[key][1] - time.monotonic()))

@@ -166,10 +166,15 @@ def install(app: Flask) -> None:
     def settle_short_lived_writes(response: Response) -> Response:
         """Answer only once the request's Redis writes are on a replica (RedisStore.settle): a code
         or token handed out must survive the primary's failover. If the primary is gone meanwhile,
-        those writes may be lost: the answer is then the outage's."""
+        a page answers the outage (the person tries again). A machine's answer stands: what it
+        reports may already be committed in SQL (a rotated refresh token, a grant), and a 503
+        would make the client retry with what it holds, which then reads as a replay."""
         try:
             current_app.extensions["idp"].store.settle()
         except StoreUnavailable as exc:
+            if is_api_request():
+                log.warning("replication of %s not confirmed: %s", request.path, exc.__class__.__name__)
+                return response
             return _unavailable(exc)
         return response
 
