@@ -248,15 +248,30 @@ class Guard:
 
 
 class Guards:
-    """The guards of one application: one bulkhead and breaker per system, one bulkhead for all."""
+    """The guards of one application: one bulkhead and breaker per system, one bulkhead for all
+    outbound calls of the process, and inside it one for the registration checks (registers,
+    the SIM signing service) taking at most half of it, so that registrations that hang can
+    never take the slots the SMS of sign-ins need."""
+
+    REGISTRATIONS = "registrations"
 
     def __init__(self, store: EphemeralStore | None, *, total: int) -> None:
         self.store = store
         self.outbound = Bulkhead("outbound", max(1, total))
+        self.groups = {self.REGISTRATIONS: Bulkhead(self.REGISTRATIONS, max(1, total // 2), self.outbound)}
         self._guards: dict[str, Guard] = {}
         self._lock = threading.Lock()
 
-    def guard(self, name: str, *, concurrency: int, threshold: int, cooldown: float, budget: float) -> Guard:
+    def guard(
+        self,
+        name: str,
+        *,
+        concurrency: int,
+        threshold: int,
+        cooldown: float,
+        budget: float,
+        group: str | None = None,
+    ) -> Guard:
         with self._lock:
             found = self._guards.get(name)
             if found is None:
@@ -265,6 +280,7 @@ class Guards:
                     if self.store is not None
                     else CircuitBreaker(threshold, cooldown)
                 )
-                found = Guard(name, Bulkhead(name, max(1, concurrency), self.outbound), breaker, budget)
+                parent = self.groups[group] if group is not None else self.outbound
+                found = Guard(name, Bulkhead(name, max(1, concurrency), parent), breaker, budget)
                 self._guards[name] = found
             return found

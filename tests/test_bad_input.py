@@ -253,3 +253,24 @@ def test_nul_in_the_state_is_a_page_not_a_redirect(browser: Browser) -> None:
 def test_nul_in_the_redirect_uri_is_a_page(browser: Browser) -> None:
     response, _ = browser.start(redirect_uri=PORTAL_CALLBACK + "\x00")
     assert response.status_code == 400 and response.mimetype == "text/html"
+
+
+def test_an_indented_claims_parameter_is_accepted(browser: Browser) -> None:
+    claims = json.dumps({"userinfo": {"name": None}, "id_token": {"acr": {"essential": False}}}, indent=2)
+    response, _ = browser.start(claims=claims)
+    assert response.status_code == 302 and "/login/" in response.headers["Location"], response.headers.get(
+        "Location"
+    )
+
+
+def test_a_body_sent_with_head_is_checked_too(client: Any) -> None:
+    """Werkzeug (and Authlib through it) reads a form body for every method but GET."""
+    from tests.support.driver import pkce_pair
+
+    _, challenge = pkce_pair()
+    params = {
+        "client_id": "portal", "redirect_uri": PORTAL_CALLBACK, "response_type": "code", "scope": "openid",
+        "state": "s" * 10, "code_challenge": challenge, "code_challenge_method": "S256", "login_hint": "a\x00b",
+    }  # fmt: skip
+    response = client.open("/authorize", method="HEAD", data=params)
+    assert "/login/" not in response.headers.get("Location", ""), "an interaction was created"

@@ -108,6 +108,18 @@ def assert_only_unavailable(failures: list[Outcome]) -> None:
             assert "temporarily_unavailable" in o.body, o.body
 
 
+def in_flight_costs(load: Load, since: float) -> tuple[list[Outcome], list[Outcome]]:
+    """The failures of a failover that began at `since`: (503s, access tokens lost). An access
+    token handed out in the instant of a failover (a write the former primary took but never
+    replicated) may be lost: the portal's userinfo answers 401, and the portal refreshes. Nothing
+    fails before the failover began."""
+    failures = load.failures()
+    early = [o for o in failures if o.at < since - 0.5]
+    assert not early, f"failures before the failover: {early[:3]}"
+    lost = [o for o in failures if o.what == "userinfo" and o.status == 401]
+    return [o for o in failures if o not in lost], lost
+
+
 def tokens_for(deployment: Deployment, idp: IdpProcess, person: Any) -> tuple[dict[str, Any], Any]:
     browser = deployment.browser(idp)
     url, _, verifier = authorization_url(idp, scope="openid profile offline_access")
@@ -182,15 +194,20 @@ def test_redis_sentinel_failovers_under_load(
     # A planned failover (SENTINEL FAILOVER, as for maintenance): at most the requests in flight.
     with Load(idp, tokens["refresh_token"]) as load:
         time.sleep(1.5)
+        switched_at = time.monotonic()
         client = redis.Redis(host="127.0.0.1", port=sentinels.sentinel_ports[0])
         client.sentinel_failover(sentinels.service)
         client.close()
         wait_until(lambda: sentinels.primary_port() != first, 20, "the planned failover")
-        time.sleep(3)
-    failed = load.failures()
-    print(f"planned failover: {len(load.outcomes)} requests, {len(failed)} answered 503")
+        # Past the resync of the former primary and UNREPLICATED_PAUSE: the load must be clean.
+        time.sleep(7)
+    failed, lost = in_flight_costs(load, switched_at)
+    print(
+        f"planned failover: {len(load.outcomes)} requests, {len(failed)} answered 503, {len(lost)} token(s) lost"
+    )
     assert_only_unavailable(failed)
-    assert len(failed) <= load.loops, [(o.what, o.status) for o in failed]
+    assert len(failed) + len(lost) <= load.loops, [(o.what, o.status) for o in failed + lost]
+    assert not load.failures(since=switched_at + 6), "failing after the planned failover was over"
     assert len(load.outcomes) > 50
 
     # The primary crashes (SIGKILL): while the Sentinels agree on a new one, 503s; then by itself.
@@ -201,10 +218,13 @@ def test_redis_sentinel_failovers_under_load(
         sentinels.crash_primary()
         took = wait_until(lambda: sentinels.primary_port() != second, 30, "the failover after a crash")
         time.sleep(4)
-    failed = load.failures()
-    print(f"crash: new primary after {took:.1f} s; {len(load.outcomes)} requests, {len(failed)} answered 503")
+    failed, lost = in_flight_costs(load, crashed_at)
+    print(
+        f"crash: new primary after {took:.1f} s; {len(load.outcomes)} requests, {len(failed)} answered 503, "
+        f"{len(lost)} token(s) issued in the crash lost"
+    )
+    assert len(lost) <= load.loops, lost
     assert_only_unavailable(failed)
-    assert all(o.at >= crashed_at - 0.5 for o in failed), "failures before the crash"
     settled = crashed_at + took + 2.0
     late = load.failures(since=settled)
     assert not late, f"still failing {len(late)} times after the new primary was up: {late[:3]}"

@@ -248,3 +248,33 @@ def test_a_retry_after_a_rotation_whose_commit_was_uncertain_continues_the_famil
     # Only once: the old token again is reuse, and the family dies.
     assert_invalid_grant(refresh(client, first["refresh_token"], "mobile"))
     assert_invalid_grant(refresh(client, onward.json["refresh_token"], "mobile"))
+
+
+@pytest.mark.parametrize("second_commit", ["committed", "not-committed"])
+def test_two_uncertain_commits_in_a_row_still_continue_the_family(
+    browser: Browser, client: Any, monkeypatch: pytest.MonkeyPatch, second_commit: str
+) -> None:
+    """The retry's own commit fails too: whether it happened or not, the next retry with the
+    same old token continues from whichever successor is then unused."""
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    first, _ = sign_in_and_exchange(browser, client_id="mobile", scope=MOBILE_SCOPE)
+    real_commit = Session.commit
+
+    def lost_answer(self: Session) -> None:
+        real_commit(self)
+        raise OperationalError("COMMIT", {}, ConnectionResetError("server closed the connection"))
+
+    def failed(self: Session) -> None:
+        self.rollback()
+        raise OperationalError("COMMIT", {}, ConnectionResetError("server closed the connection"))
+
+    monkeypatch.setattr(Session, "commit", lost_answer)
+    assert refresh(client, first["refresh_token"], "mobile").status_code == 503
+    monkeypatch.setattr(Session, "commit", lost_answer if second_commit == "committed" else failed)
+    assert refresh(client, first["refresh_token"], "mobile").status_code == 503
+    monkeypatch.setattr(Session, "commit", real_commit)
+    retried = refresh(client, first["refresh_token"], "mobile")
+    assert retried.status_code == 200, retried.json
+    assert refresh(client, retried.json["refresh_token"], "mobile").status_code == 200

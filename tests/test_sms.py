@@ -127,3 +127,37 @@ def test_failed_sms_do_not_use_up_the_persons_otp_quota(
         as_text=True
     )[:600]
     assert gateway.requests[-1][1]["to"] == AN.phone
+
+
+def test_a_gateway_refusing_a_number_neither_opens_the_breaker_nor_gives_the_quota_back(
+    make_app: Any, gateway: Gateway, browser: Any
+) -> None:
+    """A 4xx is the gateway answering (it is up) about this message: it counts against the
+    person's caps like a sent message, and never stops OTPs for everyone else."""
+    from tests.support.driver import Browser
+
+    app = make_app(
+        SMS_GATEWAY_URL=gateway.url,
+        SMS_GATEWAY_BREAKER_THRESHOLD=2,
+        SMS_GATEWAY_BREAKER_COOLDOWN=60,
+        OTP_DAILY_LIMIT=3,
+        OTP_PHONE_HOURLY_LIMIT=100,
+    )
+    person = Browser(app.test_client(), browser.outbox)
+    response, _ = person.start()
+    login = person.follow(response).request.path
+    gateway.status = 400
+    for _ in range(3):
+        refused = person.submit_password(login, AN.username, AN.password)
+        assert refused.status_code == 503 and "Chưa gửi được" in refused.get_data(as_text=True)
+    # The three refusals counted: the day's cap of three is reached.
+    gateway.status = 200
+    capped = person.submit_password(login, AN.username, AN.password)
+    assert capped.status_code == 429, capped.status_code
+    # And the circuit stayed closed: another person's OTP goes out at once.
+    other = Browser(app.test_client(), browser.outbox)
+    response, _ = other.start()
+    from tests.support.people import CUC
+
+    sent = other.submit_password(other.follow(response).request.path, CUC.username, CUC.password)
+    assert sent.status_code == 302 and sent.headers["Location"].endswith("/otp")

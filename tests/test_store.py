@@ -346,3 +346,24 @@ def test_a_bad_sentinel_url_is_refused_at_start_naming_the_setting(url: str) -> 
 
     with pytest.raises(ConfigError, match="IDP_REDIS_URL"):
         resolve({"IDP_REDIS_URL": url})
+
+
+def test_waiting_for_replicas_each_thread_writes_and_waits_on_one_connection(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Redis WAIT counts the writes of the connection it is sent on: with replicas to wait for,
+    every thread keeps its own connection for its writes and its WAIT."""
+    store = RedisStore(redis_url, redis_prefix + "wait:", wait_replicas=1, wait_timeout=0.05)
+    ids = []
+    for _ in range(3):
+        store.set("k", "v", 10)
+        ids.append(store.client.client_id())
+    assert len(set(ids)) == 1
+    other: list[int] = []
+    thread = threading.Thread(target=lambda: other.append(store.client.client_id()))
+    thread.start()
+    thread.join()
+    assert other and other[0] != ids[0]
+    assert store.settle() == 0  # no replica here: none confirmed (and it says so, once)
+    shared = RedisStore(redis_url, redis_prefix + "nowait:")
+    assert shared.client is shared.client and shared.settle() is None

@@ -10,7 +10,8 @@ then, in one atomic step, the caps are checked and counted together — per acco
 (OTP_DAILY_LIMIT), per destination phone per hour and per day, per client address per hour and for
 the whole deployment per minute. A refusal counts nothing, sends nothing and says which cap was
 reached (:class:`OtpSendRefused`); none of them depends on whether an account exists. A message the
-gateway did not take (SmsUnavailable) is given back to every cap but the deployment's. Phones and
+gateway did not take (SmsUnavailable, but not SmsRefused: a 4xx is the gateway answering) is given
+back to every cap but the deployment's. Phones and
 addresses appear in the counter keys only as keyed hashes. A "day" is a Vietnam calendar day.
 """
 
@@ -30,7 +31,7 @@ from flask import has_request_context, request
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
-from idp.messaging.sms import SmsSender
+from idp.messaging.sms import SmsRefused, SmsSender
 from idp.store.ephemeral import EphemeralStore
 
 
@@ -198,6 +199,11 @@ class OtpService:
         self.store.set("otp:" + challenge_id, json.dumps(record), self.policy.lifetime)
         try:
             self.sms.send(phone, text.format(code=code))
+        except SmsRefused:
+            # Handed to the gateway, which refused it: it counts, as a sent message would (else a
+            # number the gateway refuses could be tried without end).
+            self.store.delete("otp:" + challenge_id, cooldown_key)
+            raise
         except Exception:
             # Not handed to the gateway (the person reads that nothing was sent): the caps that are
             # people's quota take it back; the deployment's per-minute cap keeps it, so that a

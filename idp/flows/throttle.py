@@ -118,9 +118,11 @@ class Throttle:
         self.store.give_back([self._busy(s) for s in self._subjects(name, address)])
 
     def failed(self, *, name: str | None = None, address: str | None = None) -> int:
-        """A reserved attempt failed: counted as a failure; the lockout in seconds it started."""
+        """A reserved attempt failed: counted as a failure; the lockout in seconds it started.
+        Counted before it stops being under way, so that no attempt slips in between."""
+        started = self._lock_full(self._subjects(name, address), reserved=True)
         self.give_back(name=name, address=address)
-        return self._lock_full(self._subjects(name, address), reserved=True)
+        return started
 
     def succeeded(self, *, name: str | None = None, address: str | None = None) -> None:
         """A reserved attempt succeeded: no longer under way, and the name's failures are cleared."""

@@ -31,6 +31,10 @@ class SmsUnavailable(RuntimeError):
     """The message could not be handed to the carrier; the person may retry."""
 
 
+class SmsRefused(SmsUnavailable):
+    """The gateway answered and refused this message (a 4xx): it is up, and the message counts."""
+
+
 class SmsSender(Protocol):
     def send(self, to: str, text: str) -> None: ...
 
@@ -79,6 +83,9 @@ class HttpSmsGateway:
                     )
                 try:
                     self._send(to, text)
+                except SmsRefused:
+                    guard.breaker.record_success()  # the gateway answered: it is up
+                    raise
                 except SmsUnavailable:
                     guard.breaker.record_failure()
                     raise
@@ -97,4 +104,6 @@ class HttpSmsGateway:
             raise SmsUnavailable(f"gateway: {exc.__class__.__name__}") from exc
         if response.status_code >= 300:
             log.warning("sms gateway answered %s", response.status_code)
+            if 400 <= response.status_code < 500:
+                raise SmsRefused(f"gateway: HTTP {response.status_code}")
             raise SmsUnavailable(f"gateway: HTTP {response.status_code}")

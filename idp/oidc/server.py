@@ -508,7 +508,7 @@ class RefreshGrant(grants.RefreshTokenGrant):
                 server.tokens.revoke_access_token(access)  # never delivered
                 # The commit may have happened all the same: let the client's retry continue.
                 with contextlib.suppress(StoreUnavailable):
-                    server.tokens.note_uncertain_rotation(record.token_hash, new_refresh)
+                    server.tokens.note_uncertain_rotation(record, new_refresh)
                 raise
         body = server.token_response(client, access, scope, new_refresh, id_token)
         return 200, body, self.TOKEN_RESPONSE_HEADER

@@ -348,21 +348,23 @@ class TokenService:
     # once. A replay without such a note is reuse, as before.
     UNCERTAIN_ROTATION = 120
 
-    def note_uncertain_rotation(self, spent_hash: str, successor: str) -> None:
-        self.store.set("rotq:" + spent_hash, digest(successor), self.UNCERTAIN_ROTATION)
+    def note_uncertain_rotation(self, record: RefreshTokenRecord, successor: str) -> None:
+        """The commit of a rotation of `record` failed: its successor is either the new token (if
+        the commit happened) or, for a retry, the successor the retry was consuming (if not)."""
+        candidates = [digest(successor)] + ([record.retry_of] if record.retry_of else [])
+        self.store.set("rotq:" + record.token_hash, ",".join(candidates), self.UNCERTAIN_ROTATION)
 
     def uncertain_successor(self, record: RefreshTokenRecord) -> str | None:
         """The successor digest of an uncertain rotation of `record`, if noted and never used
         (the note is taken: one retry)."""
         noted = self.store.take("rotq:" + record.token_hash)
-        if noted is None:
-            return None
-        row = (
-            _core()
-            .execute(_UNUSED_SUCCESSOR, {"token_hash": noted, "grant_id": record.grant.id})
-            .one_or_none()
-        )
-        return noted if row is not None else None
+        for candidate in (noted or "").split(","):
+            if not candidate:
+                continue
+            params = {"token_hash": candidate, "grant_id": record.grant.id}
+            if _core().execute(_UNUSED_SUCCESSOR, params).one_or_none() is not None:
+                return candidate
+        return None
 
     def mark_revoked(self, grant_ids: list[str], reason: str) -> None:
         """The short-lived mark that a grant is revoked: its access tokens stop working at once."""

@@ -9,6 +9,7 @@ counters live here. Both implementations offer the same small vocabulary; every 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import re
 import threading
@@ -235,18 +236,51 @@ class RedisStore:
         self.wait_timeout_ms = max(1, int(wait_timeout * 1000))
         self._local = threading.local()
         self._unreplicated_until = 0.0
-        self.client = redis_client(
+        self._shared = redis_client(
             url,
             decode_responses=True,
             socket_timeout=2.0,
             socket_connect_timeout=1.0,
             health_check_interval=30,
         )
-        self._consume = self.client.register_script(_CONSUME)
-        self._incr = self.client.register_script(_INCR)
-        self._take_quota = self.client.register_script(_TAKE_QUOTA)
-        self._give_back = self.client.register_script(_GIVE_BACK)
-        self._take_attempt = self.client.register_script(_TAKE_ATTEMPT)
+        self._threads = threading.local()
+        self._consume = self._shared.register_script(_CONSUME)
+        self._incr = self._shared.register_script(_INCR)
+        self._take_quota = self._shared.register_script(_TAKE_QUOTA)
+        self._give_back = self._shared.register_script(_GIVE_BACK)
+        self._take_attempt = self._shared.register_script(_TAKE_ATTEMPT)
+
+    @property
+    def client(self) -> redis.Redis:
+        """The client of this request. Waiting for replicas, a request holds one connection of
+        the pool from its first command to ``settle``: WAIT counts only the writes made on the
+        connection that sends it, and a request runs in one thread. Handed back at ``settle``,
+        the pool drops it if its server is no longer the primary (a failover)."""
+        if not self.wait_replicas:
+            return self._shared
+        client = getattr(self._threads, "client", None)
+        if client is None:
+            pool = self._shared.connection_pool
+            # Taking the connection may mean connecting (a primary that is gone: StoreUnavailable).
+            client = self._call(redis.Redis, connection_pool=pool, single_connection_client=True)
+            connection = client.connection
+            primary = getattr(pool, "master_address", None)
+            if (
+                primary
+                and connection is not None
+                and connection.host
+                and (connection.host, connection.port) != primary
+            ):
+                connection.disconnect()  # to the former primary: the first command reconnects
+            self._threads.client = client
+        return client
+
+    def _release(self) -> None:
+        client = getattr(self._threads, "client", None)
+        if client is not None:
+            self._threads.client = None
+            with contextlib.suppress(redis.RedisError, OSError):
+                client.close()
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -258,20 +292,29 @@ class RedisStore:
     def settle(self) -> int | None:
         """After a request that wrote: wait for the replicas to have its writes (see the class doc);
         the number that confirmed, or None when nothing needed waiting for."""
-        if not self.wait_replicas or not getattr(self._local, "dirty", False):
-            return None
-        self._local.dirty = False
-        if time.monotonic() < self._unreplicated_until:
-            return None  # no replica confirmed lately: do not make every answer wait the timeout
-        confirmed = int(self._call(self.client.wait, self.wait_replicas, self.wait_timeout_ms))
-        if confirmed < self.wait_replicas:
-            # After a failover the new primary may have no replica yet, or one still syncing.
-            self._unreplicated_until = time.monotonic() + UNREPLICATED_PAUSE
-            log.warning(
-                "redis: %d of %d replicas confirmed the writes within %d ms; not waiting for %d s",
-                confirmed, self.wait_replicas, self.wait_timeout_ms, UNREPLICATED_PAUSE,
-            )  # fmt: skip
-        return confirmed
+        try:
+            if not self.wait_replicas or not getattr(self._local, "dirty", False):
+                return None
+            self._local.dirty = False
+            if time.monotonic() < self._unreplicated_until:
+                return None  # no replica confirmed lately: do not make every answer wait the timeout
+            confirmed = int(self._call(self.client.wait, self.wait_replicas, self.wait_timeout_ms))
+            if confirmed < self.wait_replicas:
+                # A primary whose replica was promoted has none (a failover under way: ask the
+                # Sentinels again, so that connections to it are dropped), or a new primary's
+                # replica is still syncing.
+                self._unreplicated_until = time.monotonic() + UNREPLICATED_PAUSE
+                pool = self._shared.connection_pool
+                if hasattr(pool, "get_master_address"):
+                    with contextlib.suppress(redis.RedisError):
+                        pool.get_master_address()
+                log.warning(
+                    "redis: %d of %d replicas confirmed the writes within %d ms; not waiting for %d s",
+                    confirmed, self.wait_replicas, self.wait_timeout_ms, UNREPLICATED_PAUSE,
+                )  # fmt: skip
+            return confirmed
+        finally:
+            self._release()
 
     def _call(self, fn, *args, **kwargs):
         try:
@@ -322,7 +365,9 @@ class RedisStore:
 
     def consume(self, key: str, marker_ttl: int) -> tuple[str | None, int]:
         self._wrote()
-        n, value = self._call(self._consume, keys=[self._k(key), self._k(key + ":uses")], args=[marker_ttl])
+        n, value = self._call(
+            self._consume, keys=[self._k(key), self._k(key + ":uses")], args=[marker_ttl], client=self.client
+        )
         return (value or None), int(n)
 
     def unconsume(self, key: str) -> bool:
@@ -336,7 +381,7 @@ class RedisStore:
 
     def incr(self, key: str, ttl: int) -> int:
         self._wrote()
-        return int(self._call(self._incr, keys=[self._k(key)], args=[max(1, int(ttl))]))
+        return int(self._call(self._incr, keys=[self._k(key)], args=[max(1, int(ttl))], client=self.client))
 
     def take_quota(self, counters: Sequence[tuple[str, int, int]]) -> tuple[int, int]:
         """Count one use on every (key, limit, ttl) counter unless one is full: then count nothing
@@ -347,7 +392,9 @@ class RedisStore:
         args: list[int] = []
         for _, limit, ttl in counters:
             args += [int(limit), max(1, int(ttl))]
-        index, left = self._call(self._take_quota, keys=[self._k(k) for k, _, _ in counters], args=args)
+        index, left = self._call(
+            self._take_quota, keys=[self._k(k) for k, _, _ in counters], args=args, client=self.client
+        )
         return int(index) - 1, max(0, int(left))
 
     def take_attempt(
@@ -360,13 +407,13 @@ class RedisStore:
             return -1, False, 0
         keys = [self._k(k) for lock, fail, busy, _ in subjects for k in (lock, fail, busy)]
         args = [max(1, int(busy_ttl))] + [int(limit) for *_, limit in subjects]
-        index, locked, left = self._call(self._take_attempt, keys=keys, args=args)
+        index, locked, left = self._call(self._take_attempt, keys=keys, args=args, client=self.client)
         return int(index) - 1, bool(locked), max(0, int(left))
 
     def give_back(self, keys: Sequence[str]) -> None:
         self._wrote()
         if keys:
-            self._call(self._give_back, keys=[self._k(k) for k in keys])
+            self._call(self._give_back, keys=[self._k(k) for k in keys], client=self.client)
 
     def ttl(self, key: str) -> int:
         return int(self._call(self.client.ttl, self._k(key)))

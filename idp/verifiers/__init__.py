@@ -124,4 +124,5 @@ def guard_for(guards: Guards | None, name: str, settings: HttpSettings) -> Guard
         threshold=settings.breaker_threshold,
         cooldown=settings.breaker_cooldown,
         budget=settings.budget,
+        group=Guards.REGISTRATIONS,
     )

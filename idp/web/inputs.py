@@ -2,8 +2,9 @@
 
 A field is refused when it holds a control character (C0, DEL, C1: NUL among them, which
 PostgreSQL cannot store; CR LF, which would split a header), or when it arrives as an uploaded
-file instead of text (no page of idp takes uploads). Two fields hold multi-line text by nature
-(a certificate chain in PEM, a signature that may be wrapped): line breaks and tabs pass there.
+file instead of text (no page of idp takes uploads). Three fields hold multi-line text by nature
+(a certificate chain in PEM, a signature that may be wrapped, the `claims` parameter's JSON, which
+may be indented): line breaks and tabs pass there.
 
 A refusal is answered once, here, before anything is read or written: a person gets a 400 page
 that names the field as its page labels it (Vietnamese, or English on request); a machine on a
@@ -26,7 +27,7 @@ from werkzeug.wrappers import Response as BaseResponse
 # C0 controls, DEL and C1 controls (Unicode category Cc).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-MULTILINE_FIELDS = frozenset({"chain", "signature"})
+MULTILINE_FIELDS = frozenset({"chain", "signature", "claims"})  # PEM, wrapped base64, indented JSON
 # Parameters of /authorize that are answered with a page, not a redirect to the client.
 _AUTHORIZE_PAGE_FIELDS = frozenset({"client_id", "redirect_uri", "state"})
 
@@ -102,7 +103,7 @@ def refused_input() -> Refused | None:
     found = _first_bad(request.args.items(multi=True))
     if found is None and request.view_args:
         found = _first_bad((k, v) for k, v in request.view_args.items() if isinstance(v, str))
-    if found is None and request.method in ("POST", "PUT", "PATCH"):
+    if found is None and request.method != "GET":  # Werkzeug reads a body for every other method
         found = _first_bad(request.form.items(multi=True))
         if found is None:
             for name in request.files:
