@@ -84,6 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     issuer_host = urlsplit(settings["ISSUER"]).hostname
     secure_cookies = not is_loopback_host(issuer_host)
+    cookie_prefix = HOST_PREFIX if secure_cookies else ""
     keys_dir = Path(settings["KEYS_DIR"]).resolve()
     app.config.update(
         KEYS_DIR=str(keys_dir),
@@ -91,8 +92,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SQLALCHEMY_DATABASE_URI=_absolute_sqlite(settings["DATABASE_URL"]),
         SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings),
         # __Host- names where browsers keep them (https): see idp.flows.browser.
-        COOKIE_PREFIX=HOST_PREFIX if secure_cookies else "",
-        SESSION_COOKIE_NAME=(HOST_PREFIX if secure_cookies else "") + SESSION_COOKIE,
+        COOKIE_PREFIX=cookie_prefix,
+        SESSION_COOKIE_NAME=cookie_prefix + SESSION_COOKIE,
         SESSION_COOKIE_PATH="/",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -19,11 +19,16 @@ import psycopg
 import pytest
 import requests
 
-from tests.support import services
-from tests.support.clients import PORTAL_SECRET
-from tests.support.driver import basic
 from tests.support.html_signin import parse_page
-from tests.support.live import Deployment, IdpProcess, authorization_url, idp_logs  # noqa: F401 - a fixture
+from tests.support.live import (
+    Deployment,
+    IdpProcess,
+    authorization_url,
+    exchange,
+    idp_logs,  # noqa: F401 - a fixture
+    own_deployment,
+    token_request,
+)
 from tests.support.people import AN, BINH
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("idp_logs")]
@@ -36,27 +41,19 @@ HELD = 12.0  # how long the test holds its lock: far longer than any answer may 
 def deployment(
     tmp_path_factory: pytest.TempPathFactory, keys_dir: Path, clients_file: Path, redis_url: str
 ) -> Iterator[Deployment]:
-    database = services.create_database()
-    deployment = Deployment(
+    with own_deployment(
         tmp_path_factory.mktemp("timeouts"),
-        database_url=database,
-        redis_url=redis_url,
         keys_dir=keys_dir,
         clients_file=clients_file,
+        redis_url=redis_url,
         DATABASE_LOCK_TIMEOUT=LOCK_TIMEOUT,
         DATABASE_STATEMENT_TIMEOUT=3,
         # As many attempts as the test makes at once: were the ones the outage refused still
         # counted, the sign-in after it would be refused.
         PASSWORD_MAX_FAILURES=8,
-    )
-    try:
-        deployment.init()
+    ) as deployment:
         deployment.serve("idp-timeouts", workers=2, threads=4)
         yield deployment
-    finally:
-        deployment.stop()
-        services.drop_database(database)
-        services.clear_prefix(services.redis_client(), deployment.redis_prefix)
 
 
 class TableLock:
@@ -88,17 +85,7 @@ def test_a_long_lock_on_accounts_answers_503_at_once_and_spares_discovery(deploy
     from tests.support.html_signin import query_of
 
     code = query_of(browser.sign_in(url, AN))["code"]
-    tokens = requests.post(
-        idp.url("/token"),
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": "https://portal.example.vn/callback",
-            "code_verifier": verifier,
-        },
-        headers=basic("portal", PORTAL_SECRET),
-        timeout=10,
-    ).json()
+    tokens = exchange(idp, code, verifier).json()
     pages = []
     for _ in range(8):
         person = deployment.browser(idp)
@@ -121,11 +108,8 @@ def test_a_long_lock_on_accounts_answers_503_at_once_and_spares_discovery(deploy
         time.sleep(0.3)  # every thread of both workers is now waiting for the lock
         discovery = timed(lambda: requests.get(idp.url("/.well-known/openid-configuration"), timeout=HELD))
         refreshed = timed(
-            lambda: requests.post(
-                idp.url("/token"),
-                data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-                headers=basic("portal", PORTAL_SECRET),
-                timeout=HELD,
+            lambda: token_request(
+                idp, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
             )
         )
         for t in threads:

@@ -19,10 +19,16 @@ import pytest
 import redis
 import requests
 
-from tests.support.clients import MOBILE_CALLBACK, PORTAL_CALLBACK, PORTAL_SECRET
-from tests.support.driver import basic
+from tests.support.clients import MOBILE_CALLBACK
 from tests.support.html_signin import HtmlSignIn, parse_page, query_of
-from tests.support.live import Deployment, IdpProcess, authorization_url, idp_logs, shared_deployment  # noqa: F401 - idp_logs is a fixture
+from tests.support.live import (
+    Deployment,
+    IdpProcess,
+    authorization_url,
+    exchange,
+    idp_logs,  # noqa: F401 - a fixture
+    token_request,
+)
 from tests.support.people import AN, BINH, CUC, SandboxPerson
 from tests.support.private_services import PrivatePostgres, PrivateRedis
 
@@ -89,23 +95,6 @@ def idp(deployment: Deployment, redis_server: PrivateRedis, postgres_server: Pri
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def token_request(idp: IdpProcess, data: dict[str, str], client_id: str = "portal") -> requests.Response:
-    if client_id == "portal":
-        return requests.post(idp.url("/token"), data=data, headers=basic("portal", PORTAL_SECRET), timeout=20)
-    return requests.post(idp.url("/token"), data={**data, "client_id": client_id}, timeout=20)
-
-
-def exchange(idp: IdpProcess, code: str, verifier: str, client_id: str = "portal") -> requests.Response:
-    redirect_uri = PORTAL_CALLBACK if client_id == "portal" else MOBILE_CALLBACK
-    data = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": redirect_uri,
-        "code_verifier": verifier,
-    }
-    return token_request(idp, data, client_id)
-
-
 def refresh(idp: IdpProcess, refresh_token: str, client_id: str = "portal") -> requests.Response:
     return token_request(idp, {"grant_type": "refresh_token", "refresh_token": refresh_token}, client_id)
 

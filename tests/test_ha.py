@@ -18,11 +18,10 @@ import pytest
 import redis
 import requests
 
-from tests.support import services
-from tests.support.clients import PORTAL_CALLBACK, PORTAL_SECRET
+from tests.support.clients import PORTAL_SECRET
 from tests.support.driver import basic
 from tests.support.html_signin import query_of
-from tests.support.live import Deployment, IdpProcess, authorization_url, idp_logs  # noqa: F401 - a fixture
+from tests.support.live import Deployment, IdpProcess, authorization_url, exchange, idp_logs, own_deployment  # noqa: F401 - a fixture
 from tests.support.people import AN, BINH, CUC
 from tests.support.private_services import PrivateSentinelSet
 
@@ -124,17 +123,7 @@ def tokens_for(deployment: Deployment, idp: IdpProcess, person: Any) -> tuple[di
     browser = deployment.browser(idp)
     url, _, verifier = authorization_url(idp, scope="openid profile offline_access")
     code = query_of(browser.sign_in(url, person))["code"]
-    answer = requests.post(
-        idp.url("/token"),
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": PORTAL_CALLBACK,
-            "code_verifier": verifier,
-        },
-        headers=basic("portal", PORTAL_SECRET),
-        timeout=15,
-    )
+    answer = exchange(idp, code, verifier)
     assert answer.status_code == 200, answer.text
     return answer.json(), browser
 
@@ -166,21 +155,14 @@ def sentinel_deployment(
     clients_file: Path,
     sentinels: PrivateSentinelSet,
 ) -> Iterator[Deployment]:
-    database = services.create_database()
-    deployment = Deployment(
+    with own_deployment(
         tmp_path_factory.mktemp("sentinel"),
-        database_url=database,
-        redis_url=sentinels.url,
         keys_dir=keys_dir,
         clients_file=clients_file,
-    )
-    try:
-        deployment.init()
+        redis_url=sentinels.url,
+    ) as deployment:
         deployment.serve("idp-sentinel", workers=2, threads=4)
         yield deployment
-    finally:
-        deployment.stop()
-        services.drop_database(database)
 
 
 def test_redis_sentinel_failovers_under_load(
@@ -339,17 +321,7 @@ def test_postgres_standby_promoted_under_load(
                 idp, "mobile", MOBILE_CALLBACK, "openid profile offline_access"
             )
             code = query_of(browser.sign_in(url, person))["code"]
-            answer = requests.post(
-                idp.url("/token"),
-                data={
-                    "grant_type": "authorization_code",
-                    "code": code,
-                    "redirect_uri": MOBILE_CALLBACK,
-                    "code_verifier": verifier,
-                    "client_id": "mobile",
-                },
-                timeout=15,
-            )
+            answer = exchange(idp, code, verifier, "mobile")
             assert answer.status_code == 200, answer.text
             families.append({"token": answer.json()["refresh_token"], "received": [], "outcomes": []})
 

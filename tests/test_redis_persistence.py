@@ -12,9 +12,8 @@ import pytest
 import redis
 import requests
 
-from tests.support import services
 from tests.support.html_signin import query_of
-from tests.support.live import Deployment, authorization_url, idp_logs  # noqa: F401 - a fixture
+from tests.support.live import authorization_url, exchange, idp_logs, own_deployment  # noqa: F401 - a fixture
 from tests.support.people import AN
 from tests.support.private_services import PrivateRedis
 
@@ -32,20 +31,12 @@ def private_redis() -> Iterator[PrivateRedis]:
         server.close()
 
 
-def deployment_on(folder: Path, keys_dir: Path, clients_file: Path, redis_url: str) -> tuple[Deployment, str]:
-    database = services.create_database()
-    deployment = Deployment(
-        folder, database_url=database, redis_url=redis_url, keys_dir=keys_dir, clients_file=clients_file
-    )
-    deployment.init()
-    return deployment, database
-
-
 def test_serve_warns_when_redis_keeps_nothing_and_not_with_aof(
     tmp_path: Path, keys_dir: Path, clients_file: Path, private_redis: PrivateRedis
 ) -> None:
-    deployment, database = deployment_on(tmp_path, keys_dir, clients_file, private_redis.url)
-    try:
+    with own_deployment(
+        tmp_path, keys_dir=keys_dir, clients_file=clients_file, redis_url=private_redis.url
+    ) as deployment:
         idp = deployment.serve("idp-no-persistence", workers=1)
         log = idp.logs()
         assert WARNING in log, log[-2000:]
@@ -57,9 +48,6 @@ def test_serve_warns_when_redis_keeps_nothing_and_not_with_aof(
         client.close()
         quiet = deployment.serve("idp-aof", workers=1, own_port=True)
         assert WARNING not in quiet.logs(), quiet.logs()[-2000:]
-    finally:
-        deployment.stop()
-        services.drop_database(database)
 
 
 def test_with_aof_a_redis_restart_keeps_sessions_and_tokens(
@@ -69,26 +57,14 @@ def test_with_aof_a_redis_restart_keeps_sessions_and_tokens(
     client.config_set("appendonly", "yes")
     client.config_set("appendfsync", "everysec")
     client.close()
-    deployment, database = deployment_on(tmp_path, keys_dir, clients_file, private_redis.url)
-    try:
+    with own_deployment(
+        tmp_path, keys_dir=keys_dir, clients_file=clients_file, redis_url=private_redis.url
+    ) as deployment:
         idp = deployment.serve("idp-aof-restart", workers=1)
         browser = deployment.browser(idp)
         url, _, verifier = authorization_url(idp)
         callback = browser.sign_in(url, AN)
-        from tests.support.clients import PORTAL_CALLBACK, PORTAL_SECRET
-        from tests.support.driver import basic
-
-        tokens = requests.post(
-            idp.url("/token"),
-            data={
-                "grant_type": "authorization_code",
-                "code": query_of(callback)["code"],
-                "redirect_uri": PORTAL_CALLBACK,
-                "code_verifier": verifier,
-            },
-            headers=basic("portal", PORTAL_SECRET),
-            timeout=10,
-        ).json()
+        tokens = exchange(idp, query_of(callback)["code"], verifier).json()
         time.sleep(1.5)  # appendfsync everysec: at most a second of writes is at risk
         private_redis.stop()
         private_redis.start(aof=True)
@@ -103,6 +79,3 @@ def test_with_aof_a_redis_restart_keeps_sessions_and_tokens(
         # The SSO session survived too: the next authorization needs no sign-in.
         url, _, _ = authorization_url(idp)
         assert "code" in query_of(browser.sign_in(url, AN))
-    finally:
-        deployment.stop()
-        services.drop_database(database)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 from urllib.parse import urlencode, urlsplit
 
-from flask import Response, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask import Response, abort, g, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -46,7 +46,7 @@ from sqlalchemy import select, update
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.clients import ACCOUNT_CLIENT_ID
-from idp.flows.browser import SSO_COOKIE, browser_id, cookie_name, sso_cookie
+from idp.flows.browser import browser_id, drop_sso_cookie, sso_cookie
 from idp.flows.consent import describe_consent
 from idp.flows.pages import ActionForm, bp, client_address
 from idp.flows.sessions import SsoSession
@@ -384,9 +384,7 @@ def _signed_out(all_devices: bool) -> BaseResponse:
     switch and a reload work)."""
     session.pop(ACCOUNT_SID, None)
     response = redirect(url_for("flows.account_signed_out", everywhere=1 if all_devices else None), 303)
-    response.delete_cookie(
-        cookie_name(SSO_COOKIE), path="/", secure=current_app.config["SESSION_COOKIE_SECURE"], samesite="Lax"
-    )
+    drop_sso_cookie(response)
     return response
 
 

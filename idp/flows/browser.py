@@ -20,6 +20,7 @@ import secrets
 from typing import Literal, overload
 
 from flask import current_app, g, request, session
+from werkzeug.wrappers import Response as BaseResponse
 
 from idp.store.ephemeral import EphemeralStore
 
@@ -80,9 +81,9 @@ def renew_binding() -> None:
     """After a successful authentication step: a new binding key for the same browser id, the old
     key forgotten, and a new CSRF token (the page session is reissued)."""
     bid = browser_id(create=False)
-    old = session.get(BINDING_KEY)
     if bid is None:
         return
+    old = session.get(BINDING_KEY)
     _bind(bid)
     if isinstance(old, str):
         _store().delete(_digest(old))
@@ -93,3 +94,20 @@ def renew_binding() -> None:
 def sso_cookie() -> str | None:
     """The SSO session cookie of this browser (see idp.flows.sessions)."""
     return request.cookies.get(cookie_name(SSO_COOKIE))
+
+
+def set_sso_cookie(response: BaseResponse, value: str) -> None:
+    response.set_cookie(
+        cookie_name(SSO_COOKIE),
+        value,
+        httponly=True,
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        samesite="Lax",
+        path="/",
+    )
+
+
+def drop_sso_cookie(response: BaseResponse) -> None:
+    response.delete_cookie(
+        cookie_name(SSO_COOKIE), path="/", secure=current_app.config["SESSION_COOKIE_SECURE"], samesite="Lax"
+    )

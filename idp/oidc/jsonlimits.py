@@ -14,8 +14,9 @@ MAX_JWT_LENGTH = 8192
 
 def nesting_depth(text: str) -> int:
     """The deepest nesting of arrays and objects in `text` (brackets inside strings ignored)."""
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
-        return text.count("[") + text.count("{")  # an upper bound, and small: no scan needed
+    openings = text.count("[") + text.count("{")
+    if openings <= MAX_DEPTH:
+        return openings  # an upper bound, and small: no scan needed
     depth = deepest = 0
     in_string = escaped = False
     for ch in text:

@@ -144,6 +144,16 @@ class IdpServer(AuthorizationServer):
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         return None
 
+    def consent_allows(
+        self, client: OAuthClient, account_id: int, scope: str, claims: dict[str, Any] | None
+    ) -> bool:
+        """Whether tokens for `scope` and the `claims` request may go to the client now: a
+        first-party portal needs no consent; any other, the person's covering both (read in the
+        current transaction, FOR SHARE; see TokenService.consent_covers)."""
+        return client.config.first_party or self.tokens.consent_covers(
+            account_id, client.client_id, scope, requested_claims(scope, claims)
+        )
+
     def authenticate_client(self, request: OAuth2Request, methods: list[str], endpoint: str = "token") -> Any:
         check_one_authentication_method(request)
         return super().authenticate_client(request, methods, endpoint)
@@ -360,9 +370,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             # Locked or cancelled since the sign-in that produced the code: no tokens.
             db.session.rollback()
             raise InvalidGrantError()
-        if not client.config.first_party and not server.tokens.consent_covers(
-            record.account_id, client.client_id, record.scope, requested_claims(record.scope, record.claims)
-        ):
+        if not server.consent_allows(client, record.account_id, record.scope, record.claims):
             # The person withdrew their consent after the code was issued: no tokens.
             db.session.rollback()
             raise InvalidGrantError()
@@ -458,11 +466,9 @@ class RefreshGrant(grants.RefreshTokenGrant):
         grant = record.grant
         server = self.server
         scope = self.request.payload.scope or grant.scope
-        if not client.config.first_party and not server.tokens.consent_covers(
-            grant.account_id, client.client_id, scope, requested_claims(scope, grant.claims)
-        ):
-            # As at the code exchange: nothing the person's consent does not cover (a grant from
-            # before consents recorded claims, a client no longer first-party, a consent narrowed).
+        if not server.consent_allows(client, grant.account_id, scope, grant.claims):
+            # A grant from before consents recorded claims, a client no longer first-party, a
+            # consent withdrawn or narrowed: nothing the consent does not cover.
             db.session.rollback()
             raise InvalidGrantError()
         new_refresh = None

@@ -18,7 +18,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     g,
     jsonify,
     redirect,
@@ -30,7 +29,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.flows.browser import SSO_COOKIE, browser_id, cookie_name, sso_cookie
+from idp.flows.browser import browser_id, drop_sso_cookie, set_sso_cookie, sso_cookie
 from idp.flows.citizen import begin_step_up
 from idp.flows.devices import this_device
 from idp.flows.interaction import Interaction
@@ -319,9 +318,9 @@ def _proceed(
         if ix is not None:
             rt.interactions.delete(ix)
     if new_cookie:
-        _set_sso_cookie(response, new_cookie)
+        set_sso_cookie(response, new_cookie)
     elif drop_cookie:
-        _drop_sso_cookie(response)
+        drop_sso_cookie(response)
     return response
 
 
@@ -441,23 +440,6 @@ def _issue_code(grant: Any, ctx: AuthorizationContext, sso: Any, params: dict[st
     location = dict(headers)["Location"]
     rt.sessions.add_client(sso, ctx.client.client_id)
     return redirect(add_params_to_uri(location, [("iss", server.issuer)]), 302)
-
-
-def _set_sso_cookie(response: BaseResponse, value: str) -> None:
-    response.set_cookie(
-        cookie_name(SSO_COOKIE),
-        value,
-        httponly=True,
-        secure=current_app.config["SESSION_COOKIE_SECURE"],
-        samesite="Lax",
-        path="/",
-    )
-
-
-def _drop_sso_cookie(response: BaseResponse) -> None:
-    response.delete_cookie(
-        cookie_name(SSO_COOKIE), path="/", secure=current_app.config["SESSION_COOKIE_SECURE"], samesite="Lax"
-    )
 
 
 # -- token, revocation, introspection -----------------------------------------------------------
@@ -608,7 +590,7 @@ def _after_logout(redirect_uri: str | None) -> BaseResponse:
     # A redirect to a GET page even without a post_logout_redirect_uri: reloading or switching the
     # language then shows the page again instead of repeating the logout request.
     response = redirect(redirect_uri or url_for("oidc.logged_out"), 302 if redirect_uri else 303)
-    _drop_sso_cookie(response)
+    drop_sso_cookie(response)
     return response
 
 

@@ -243,7 +243,6 @@ class RedisStore:
             socket_connect_timeout=1.0,
             health_check_interval=30,
         )
-        self._threads = threading.local()
         self._consume = self._shared.register_script(_CONSUME)
         self._incr = self._shared.register_script(_INCR)
         self._take_quota = self._shared.register_script(_TAKE_QUOTA)
@@ -258,7 +257,7 @@ class RedisStore:
         the pool drops it if its server is no longer the primary (a failover)."""
         if not self.wait_replicas:
             return self._shared
-        client = getattr(self._threads, "client", None)
+        client = getattr(self._local, "client", None)
         if client is None:
             pool = self._shared.connection_pool
             # Taking the connection may mean connecting (a primary that is gone: StoreUnavailable).
@@ -272,13 +271,13 @@ class RedisStore:
                 and (connection.host, connection.port) != primary
             ):
                 connection.disconnect()  # to the former primary: the first command reconnects
-            self._threads.client = client
+            self._local.client = client
         return client
 
     def _release(self) -> None:
-        client = getattr(self._threads, "client", None)
+        client = getattr(self._local, "client", None)
         if client is not None:
-            self._threads.client = None
+            self._local.client = None
             with contextlib.suppress(redis.RedisError, OSError):
                 client.close()
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ import pytest
 import requests
 
 from tests.support import services
+from tests.support.clients import MOBILE_CALLBACK, PORTAL_CALLBACK, PORTAL_SECRET
+from tests.support.driver import basic
 from tests.support.html_signin import HtmlSignIn
 from tests.support.outbox import Outbox
 
@@ -302,6 +305,30 @@ def authorization_url(
     return server.url("/authorize?" + urlencode(params)), params, verifier
 
 
+@contextmanager
+def own_deployment(
+    folder: Path, *, keys_dir: Path, clients_file: Path, redis_url: str, **settings: Any
+) -> Iterator[Deployment]:
+    """A deployment (`idp init --sandbox` done) on a PostgreSQL database and a Redis prefix of its
+    own, with `settings`; its servers stopped and its database and keys removed after."""
+    database = services.create_database()
+    deployment = Deployment(
+        folder,
+        database_url=database,
+        redis_url=redis_url,
+        keys_dir=keys_dir,
+        clients_file=clients_file,
+        **settings,
+    )
+    try:
+        deployment.init()
+        yield deployment
+    finally:
+        deployment.stop()
+        services.drop_database(database)
+        services.clear_prefix(services.redis_client(), deployment.redis_prefix)
+
+
 def shared_deployment(
     folder: Path,
     *,
@@ -310,17 +337,28 @@ def shared_deployment(
     clients_file: Path,
     redis_url: str,
 ) -> Iterator[Deployment]:
-    """A deployment on a database and a Redis prefix of its own, with the named servers; removed after."""
-    database = services.create_database()
-    deployment = Deployment(
-        folder, database_url=database, redis_url=redis_url, keys_dir=keys_dir, clients_file=clients_file
-    )
-    try:
-        deployment.init()
+    """A deployment of its own (see own_deployment) with the named servers."""
+    with own_deployment(
+        folder, keys_dir=keys_dir, clients_file=clients_file, redis_url=redis_url
+    ) as deployment:
         for name, workers in names_and_workers:
             deployment.serve(name, workers=workers)
         yield deployment
-    finally:
-        deployment.stop()
-        services.drop_database(database)
-        services.clear_prefix(services.redis_client(), deployment.redis_prefix)
+
+
+def token_request(idp: IdpProcess, data: dict[str, str], client_id: str = "portal") -> requests.Response:
+    """POST /token as the confidential portal (HTTP Basic) or as a public client (client_id)."""
+    if client_id == "portal":
+        return requests.post(idp.url("/token"), data=data, headers=basic("portal", PORTAL_SECRET), timeout=20)
+    return requests.post(idp.url("/token"), data={**data, "client_id": client_id}, timeout=20)
+
+
+def exchange(idp: IdpProcess, code: str, verifier: str, client_id: str = "portal") -> requests.Response:
+    redirect_uri = PORTAL_CALLBACK if client_id == "portal" else MOBILE_CALLBACK
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": verifier,
+    }
+    return token_request(idp, data, client_id)
