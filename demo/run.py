@@ -20,9 +20,11 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-IDP_URL = "http://127.0.0.1:8000"
-PORTAL_URL = "http://127.0.0.1:8001"
-PARTNER_URL = "http://127.0.0.1:8002"
+# idp on DEMO_PORT (8000), the portal on the next port, the partner on the one after.
+PORT = int(os.environ.get("DEMO_PORT") or 8000)
+IDP_URL = f"http://127.0.0.1:{PORT}"
+PORTAL_URL = f"http://127.0.0.1:{PORT + 1}"
+PARTNER_URL = f"http://127.0.0.1:{PORT + 2}"
 
 
 def wait_for(url: str, seconds: float = 30) -> bool:
@@ -107,11 +109,12 @@ def main() -> int:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                "8000",
+                str(PORT),
                 "--workers",
                 "1",
             ],
             env=env,
+            start_new_session=True,
         ),
         subprocess.Popen(
             [
@@ -123,13 +126,14 @@ def main() -> int:
                 "--threads",
                 "4",
                 "--bind",
-                "127.0.0.1:8001",
+                f"127.0.0.1:{PORT + 1}",
                 "--access-logfile",
                 "-",
                 "--no-control-socket",
                 "demo.portal:create_app()",
             ],
             env=env,
+            start_new_session=True,
         ),
         # The demo partner application (not a provincial portal: it asks for consent).
         subprocess.Popen(
@@ -142,7 +146,7 @@ def main() -> int:
                 "--threads",
                 "4",
                 "--bind",
-                "127.0.0.1:8002",
+                f"127.0.0.1:{PORT + 2}",
                 "--access-logfile",
                 "-",
                 "--no-control-socket",
@@ -156,19 +160,30 @@ def main() -> int:
                 DEMO_PORTAL_NAME="Ứng dụng đối tác (demo)",
                 DEMO_PORTAL_COLOUR="#1e6b35",
             ),
+            start_new_session=True,
         ),
     ]
 
+    stopping = False
+
     def stop(*_: object) -> None:
+        """One SIGTERM to each server's master (a graceful stop of its workers), once."""
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
         for p in processes:
             if p.poll() is None:
                 p.terminate()
 
-    signal.signal(signal.SIGTERM, stop)
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     try:
         if not (wait_for(IDP_URL + "/health") and wait_for(PORTAL_URL + "/") and wait_for(PARTNER_URL + "/")):
             print("idp or the demo portal did not start; see the messages above", file=sys.stderr)
-            stop()
             return 1
         people = json.loads((ROOT / "idp" / "sandbox" / "accounts.json").read_text(encoding="utf-8"))
         print("\n" + "=" * 72)
@@ -189,20 +204,25 @@ def main() -> int:
                 print(f"   {staff['username']:<13} {staff['password']:<15} {second}  ({staff['full_name']})")
         print_registration(IDP_URL)
         print(" The OTP is printed here as '[SMS to +84...]' and written to instance/sms-outbox.jsonl")
-        print(" Ctrl-C stops both servers.")
+        print(" Ctrl-C stops all three servers.")
         print("=" * 72 + "\n", flush=True)
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)
+        print("a server of the demo stopped; stopping the others", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
     finally:
+        # Further Ctrl-C while the servers stop changes nothing: they are stopping already.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop()
         for p in processes:
             try:
-                p.wait(timeout=10)
+                p.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                p.kill()
+                os.killpg(p.pid, signal.SIGKILL)  # its whole group: workers too
+                p.wait()
 
 
 if __name__ == "__main__":

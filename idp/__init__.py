@@ -40,7 +40,10 @@ def _absolute_sqlite(url: str) -> str:
     return prefix + str(path)
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+def create_app(test_config: dict[str, Any] | None = None, *, serves_tokens: bool = True) -> Flask:
+    """The application. `serves_tokens=False` for commands that answer no relying party (every
+    `idp` command but `serve`): they need no client secrets, which only the serving side holds.
+    """
     from urllib.parse import urlsplit
 
     from idp import oidc, web
@@ -148,7 +151,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     try:
         clients = ClientRegistry(
-            Path(settings["CLIENTS_FILE"]).resolve(), environ(), builtin=(account_client(settings["ISSUER"]),)
+            Path(settings["CLIENTS_FILE"]).resolve(),
+            environ(),
+            builtin=(account_client(settings["ISSUER"]),),
+            need_secrets=serves_tokens,
         )
     except ClientConfigError as exc:
         raise ConfigError(f"IDP_CLIENTS_FILE: {exc}") from None

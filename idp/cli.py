@@ -43,11 +43,12 @@ def _settings() -> dict[str, Any]:
         raise  # unreachable
 
 
-def _app():
+def _app(*, serves_tokens: bool = False):
+    """The application for a command; only `idp serve` serves tokens (and needs client secrets)."""
     from idp import create_app
 
     try:
-        return create_app()
+        return create_app(serves_tokens=serves_tokens)
     except ConfigError as exc:
         _fail(str(exc))
 
@@ -118,7 +119,7 @@ def serve(host: str, port: int, workers: int | None, threads: int | None) -> Non
             "several workers share login state only through Redis: set IDP_REDIS_URL, or run --workers 1 "
             "(the embedded store serves one process)"
         )
-    app = _app()  # validate everything once in the master, with a clear message
+    app = _app(serves_tokens=True)  # validate everything once in the master, with a clear message
     from idp.store.ephemeral import StoreUnavailable, persistence_warning
 
     try:
@@ -213,12 +214,13 @@ def _clients_path() -> Path:
 
 @clients.command("check")
 def clients_check() -> None:
-    """Validate the clients file; exit 1 naming the first bad entry."""
+    """Validate the clients file as `idp serve` reads it (client secrets included); exit 1 naming
+    the first bad entry."""
     from idp.clients import ClientConfigError, load_clients
 
     path = _clients_path()
     try:
-        found = load_clients(path, environ())
+        found = load_clients(path, environ())  # as `idp serve` reads it: with the secrets
     except ClientConfigError as exc:
         _fail(str(exc))
     click.echo(f"{path}: {len(found)} relying parties, all valid")
@@ -230,7 +232,7 @@ def clients_list() -> None:
     from idp.clients import ClientConfigError, load_clients
 
     try:
-        found = load_clients(_clients_path(), environ())
+        found = load_clients(_clients_path(), environ(), need_secrets=False)
     except ClientConfigError as exc:
         _fail(str(exc))
     for c in found.values():
@@ -330,7 +332,7 @@ def accounts() -> None:
 def add_citizen(**options: Any) -> None:
     """Create a citizen account. The password is read from stdin or IDP_NEW_PASSWORD."""
     from idp.identity.accounts import AlreadyRegistered, NewCitizen, WeakPassword, create_citizen
-    from idp.identity.identifiers import InvalidIdentifier, mask_id, parse_date
+    from idp.identity.identifiers import InvalidIdentifier, check_birth_date, mask_id, parse_date
 
     password = environ().get("IDP_NEW_PASSWORD")
     if not password:
@@ -349,7 +351,7 @@ def add_citizen(**options: Any) -> None:
             data = NewCitizen(
                 id_number=options["id_number"],
                 full_name=options["full_name"],
-                birth_date=parse_date(options["birth_date"]),
+                birth_date=check_birth_date(parse_date(options["birth_date"])),
                 phone=options["phone"],
                 gender=options["gender"],
                 email=options["email"],
@@ -415,6 +417,7 @@ def register_in_person(**options: Any) -> None:
     from idp.identity.accounts import AlreadyRegistered
     from idp.identity.identifiers import (
         InvalidIdentifier,
+        check_birth_date,
         check_id_number,
         mask_id,
         normalize_name,
@@ -430,7 +433,7 @@ def register_in_person(**options: Any) -> None:
     with app.app_context(), _closing_database():
         rt = app.extensions["idp"]
         try:
-            birth_date = parse_date(options["birth_date"])
+            birth_date = check_birth_date(parse_date(options["birth_date"]))
             id_number = check_id_number(options["id_number"], birth_date, options["gender"])
             phone = normalize_phone(options["phone"])
         except InvalidIdentifier as exc:

@@ -89,6 +89,8 @@ class ClientConfig:
     jwks: dict[str, Any] | None = None
     jwks_uri: str | None = None
     secret_digest: str | None = field(default=None, repr=False)
+    # The environment variable that holds the secret (client_secret_env), when the entry names one.
+    secret_env: str | None = None
 
     @property
     def is_public(self) -> bool:
@@ -209,7 +211,12 @@ def _uri_list(entry: dict[str, Any], key: str, fail) -> tuple[str, ...]:
     return tuple(value)
 
 
-def parse_client(entry: Any, index: int, path: Path, environ: Mapping[str, str]) -> ClientConfig:
+def parse_client(
+    entry: Any, index: int, path: Path, environ: Mapping[str, str], *, need_secrets: bool = True
+) -> ClientConfig:
+    """One entry of clients.yaml. `need_secrets=False` (commands that serve no tokens): a
+    client_secret_env whose variable is not set leaves the client without a secret, so that it
+    cannot authenticate, instead of refusing the file."""
     client_id = entry.get("client_id") if isinstance(entry, dict) else None
 
     def fail(message: str) -> ClientConfigError:
@@ -246,7 +253,7 @@ def parse_client(entry: Any, index: int, path: Path, environ: Mapping[str, str])
         raise fail("redirect_uris is required for the authorization_code grant")
     post_logout = _uri_list(entry, "post_logout_redirect_uris", fail)
 
-    digest = None
+    digest = secret_env = None
     has_hash, has_env = "client_secret_hash" in entry, "client_secret_env" in entry
     if method in ("client_secret_basic", "client_secret_post"):
         if has_hash == has_env:
@@ -259,12 +266,13 @@ def parse_client(entry: Any, index: int, path: Path, environ: Mapping[str, str])
             var = entry["client_secret_env"]
             if not isinstance(var, str) or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", var):
                 raise fail("client_secret_env must be the name of an environment variable")
+            secret_env = var
             secret = environ.get(var)
-            if not secret:
+            if not secret and need_secrets:
                 raise fail(f"client_secret_env: environment variable {var} is not set")
-            if len(secret) < 32:
+            if secret and len(secret) < 32:
                 raise fail(f"client_secret_env: the secret in {var} is shorter than 32 characters")
-            digest = hash_secret(secret)
+            digest = hash_secret(secret) if secret else None
     elif has_hash or has_env:
         raise fail(f"a client using {method} must not have a client secret")
 
@@ -329,6 +337,7 @@ def parse_client(entry: Any, index: int, path: Path, environ: Mapping[str, str])
         jwks=jwks,
         jwks_uri=jwks_uri,
         secret_digest=digest,
+        secret_env=secret_env,
     )
 
 
@@ -355,7 +364,9 @@ def account_client(issuer: str) -> ClientConfig:
     )
 
 
-def load_clients(path: Path, environ: Mapping[str, str]) -> dict[str, ClientConfig]:
+def load_clients(
+    path: Path, environ: Mapping[str, str], *, need_secrets: bool = True
+) -> dict[str, ClientConfig]:
     """Parse and validate the whole file; the first problem raises ClientConfigError."""
     try:
         # libyaml's loader when PyYAML has it (its wheels do): the same safe subset, ten times faster.
@@ -371,7 +382,7 @@ def load_clients(path: Path, environ: Mapping[str, str]) -> dict[str, ClientConf
         raise ClientConfigError(f"{path}: expected a top-level 'clients:' list")
     clients: dict[str, ClientConfig] = {}
     for index, entry in enumerate(document["clients"]):
-        client = parse_client(entry, index, path, environ)
+        client = parse_client(entry, index, path, environ, need_secrets=need_secrets)
         if client.client_id in clients:
             raise _fail(path, index, client.client_id, "duplicate client_id")
         clients[client.client_id] = client
@@ -384,14 +395,20 @@ class ClientRegistry:
     CHECK_INTERVAL = 3.0
 
     def __init__(
-        self, path: Path, environ: Mapping[str, str], builtin: tuple[ClientConfig, ...] = ()
+        self,
+        path: Path,
+        environ: Mapping[str, str],
+        builtin: tuple[ClientConfig, ...] = (),
+        *,
+        need_secrets: bool = True,
     ) -> None:
         self.path = path
         self._environ = environ
+        self._need_secrets = need_secrets
         self._lock = threading.Lock()
         # Built-in relying parties (registered in code, not in the file; their ids are reserved).
         self._builtin = {c.client_id: c for c in builtin}
-        self._clients = {**load_clients(path, environ), **self._builtin}
+        self._clients = {**load_clients(path, environ, need_secrets=need_secrets), **self._builtin}
         self._stamp = self._file_stamp()
         self._checked = time.monotonic()
 
@@ -412,7 +429,8 @@ class ClientRegistry:
             if stamp == self._stamp:
                 return
             try:
-                self._clients = {**load_clients(self.path, self._environ), **self._builtin}
+                found = load_clients(self.path, self._environ, need_secrets=self._need_secrets)
+                self._clients = {**found, **self._builtin}
             except ClientConfigError:
                 # Keep serving the last good configuration; `idp clients check` shows the problem.
                 import logging
@@ -441,7 +459,7 @@ def append_client(path: Path, entry: dict[str, Any], environ: Mapping[str, str])
     candidate = path.with_name(path.name + ".new")
     candidate.write_text(text.rstrip("\n") + "\n" + block, encoding="utf-8")
     try:
-        clients = load_clients(candidate, environ)
+        clients = load_clients(candidate, environ, need_secrets=False)
         if entry.get("client_id") not in clients:
             raise ClientConfigError(f"{path}: the 'clients:' list must be the last key to append to it")
     except ClientConfigError as exc:

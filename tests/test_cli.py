@@ -7,8 +7,13 @@ configured only through IDP_* environment variables, as an operator would.
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -441,3 +446,106 @@ def test_config_lists_the_settings(idp: Any) -> None:
     result = idp("config")
     assert result.exit_code == 0
     assert "IDP_ISSUER" in result.output and "IDP_REDIS_URL" in result.output
+
+
+# -- the README's commands, as written, in a checkout -----------------------------------------------
+# Each command the README shows, made concrete where it shows a placeholder or a choice. A command
+# the README gains and this table does not know fails the test below until it is added here.
+README_COMMANDS: dict[str, list[list[str]] | None] = {
+    "idp init [--sandbox]": [["init", "--sandbox"]],
+    # A server: it serves tokens and needs the client secrets (tests/test_multiprocess.py runs it).
+    "idp serve --host 0.0.0.0 --port 8000 [--workers N] [--threads T]": None,
+    "idp keys generate | rotate [--alg ES256] | list": [["keys", "list"], ["keys", "rotate"]],
+    # `clients check` reads the file as `idp serve` does, secrets included: it runs where idp
+    # serves (test_clients_check_reports_an_unset_secret_variable), not in a bare checkout.
+    "idp clients list | check | hash-secret [--generate] | add --client-id … --name … --redirect-uri …": [
+        ["clients", "list"],
+        ["clients", "hash-secret", "--generate"],
+        [
+            "clients",
+            "add",
+            "--client-id",
+            "so-thu-nghiem",
+            "--name",
+            "Cổng thử nghiệm",
+            "--redirect-uri",
+            "https://thu-nghiem.example.vn/callback",
+        ],
+    ],
+    'idp accounts add-citizen --id-number 046090001234 --name "…" --birth-date 15/03/1990 '
+    "--phone 0912345678 [--loa 3] [--operator NAME]": [["accounts", "add-citizen", *CITIZEN, "--loa", "3"]],
+    'idp orgs add --code 0100233488 --name "…" --kind department|public-unit|enterprise [--operator NAME]': [
+        ["orgs", "add", "--code", "0108887771", "--name", "Sở Thử Nghiệm", "--kind", "department"]
+    ],
+    "idp orgs list | idp orgs staff CODE": [["orgs", "list"], ["orgs", "staff", "0108887771"]],
+    'idp accounts add-staff --org CODE --username nv.an --name "…" --phone 09… [--role admin --role staff] '
+    "[--id-number …] [--loa 3] [--operator NAME]": [
+        [
+            "accounts",
+            "add-staff",
+            "--org",
+            "0108887771",
+            "--username",
+            "nv.an",
+            "--name",
+            "Nguyễn An",
+            "--phone",
+            "0912000111",
+            "--role",
+            "admin",
+        ]
+    ],
+    'idp accounts register-in-person --id-number … --name "…" --birth-date dd/mm/yyyy --phone 09… '
+    '--at counter|post-office --place "…" [--gender …] [--operator NAME]': [],  # the example below, verbatim
+    "idp pki sandbox [--dir PATH]": [["pki", "sandbox", "--dir", "pki"]],
+    "idp config": [["config"]],
+}
+
+
+def readme_commands() -> list[str]:
+    """Every `idp` command in the README's shell blocks, continuation lines joined, comments cut."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    found = []
+    for block in re.findall(r"```sh\n(.*?)```", readme, re.S):
+        for command in block.replace("\\\n", " ").splitlines():
+            command = re.sub(r"\s+#.*$", "", command).strip()
+            command = re.sub(r"\s+", " ", command)
+            if command.startswith(("idp ", ".venv/bin/idp ")):
+                found.append(command)
+    return found
+
+
+def test_every_readme_command_is_known_to_this_test() -> None:
+    shown = readme_commands()
+    exact = [c for c in shown if c.startswith(".venv/bin/idp ")]
+    assert exact, "the README's worked example of a command went missing"
+    assert sorted(c for c in shown if c.startswith("idp ")) == sorted(README_COMMANDS)
+
+
+def test_the_readme_commands_work_in_a_checkout(tmp_path: Path) -> None:
+    """Run from the project's folder with nothing exported, as a newcomer does after `make demo`:
+    no command that serves no tokens asks for the demo's client secrets."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    shutil.copy(REPO / "clients.yaml", checkout / "clients.yaml")
+    (checkout / ".venv" / "bin").mkdir(parents=True)
+    idp_script = Path(sys.executable).parent / "idp"
+    (checkout / ".venv" / "bin" / "idp").symlink_to(idp_script)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "DEMO_"))}
+    env["IDP_ARGON2_MEMORY_KIB"] = "1024"  # only to keep the test quick
+    env["IDP_ARGON2_TIME_COST"] = "1"
+    env["IDP_NEW_PASSWORD"] = GOOD_PASSWORD
+
+    def run(argv: list[str]) -> None:
+        done = subprocess.run(
+            argv, cwd=checkout, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, (argv, done.stdout[-2000:], done.stderr[-2000:])
+        assert "DEMO_PORTAL_CLIENT_SECRET" not in done.stderr
+
+    for concrete in README_COMMANDS.values():
+        for args in concrete or []:
+            run([str(idp_script), *args])
+    for command in readme_commands():
+        if command.startswith(".venv/bin/idp "):
+            run(shlex.split(command))  # verbatim, from the checkout's folder

@@ -69,8 +69,23 @@ def test_century_and_gender_digit(number: str, year: int, gender: str) -> None:
     ],
 )
 def test_bad_id_numbers(number: str, birth: dt.date | None, gender: str | None, says: str) -> None:
-    with pytest.raises(InvalidIdentifier, match=says):
+    with pytest.raises(InvalidIdentifier, match=says) as refused:
         check_id_number(number, birth, gender)
+    # Pages choose their Vietnamese message by this code, never by the English text.
+    assert refused.value.code == CODES[says]
+
+
+CODES = {
+    "12 digits": "id_number.format",
+    "unknown province": "id_number.province",
+    "birth year": "id_number.birth_year",
+    "gender": "id_number.gender",
+    "10 digits": "bhxh_code.format",
+    "does not exist": "date.impossible",
+    "dd/mm/yyyy": "date.format",
+    "future": "birth_date.future",
+    "before 1900": "birth_date.too_early",
+}
 
 
 @pytest.mark.parametrize(
@@ -111,8 +126,9 @@ def test_bhxh_codes(value: str, expected: str) -> None:
     "value", ["469202345", "46920234567", "469202345A", "", "D4464692023456", "DN446469202345"]
 )
 def test_bad_bhxh_codes(value: str) -> None:
-    with pytest.raises(InvalidIdentifier, match="10 digits"):
+    with pytest.raises(InvalidIdentifier, match="10 digits") as refused:
         check_bhxh_code(value)
+    assert refused.value.code == CODES["10 digits"]
 
 
 # -- names ---------------------------------------------------------------------------------------------
@@ -242,8 +258,9 @@ def test_parse_date(text: str, date: dt.date) -> None:
     ],
 )
 def test_parse_date_refuses(text: str, says: str) -> None:
-    with pytest.raises(InvalidIdentifier, match=says):
+    with pytest.raises(InvalidIdentifier, match=says) as refused:
         parse_date(text)
+    assert refused.value.code == CODES[says]
 
 
 @pytest.mark.parametrize(
@@ -254,8 +271,9 @@ def test_parse_date_refuses(text: str, says: str) -> None:
     ],
 )
 def test_check_birth_date_refuses(birth: dt.date, says: str) -> None:
-    with pytest.raises(InvalidIdentifier, match=says):
+    with pytest.raises(InvalidIdentifier, match=says) as refused:
         check_birth_date(birth, today=D(2025, 6, 1))
+    assert refused.value.code == CODES[says]
 
 
 @pytest.mark.parametrize("birth", [D(2025, 6, 1), D(1900, 1, 1), D(1992, 1, 5)])

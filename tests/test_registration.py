@@ -6,6 +6,7 @@ operator; prompt=create."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import time_machine
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
@@ -244,6 +246,7 @@ def test_a_phone_that_is_not_the_persons_own(browser: Browser) -> None:
             "năm sinh",
         ),  # century digit 2: born in the 2000s
         ("subscriber", {"id_number": "046089012345"}, "id_number", "năm sinh"),
+        ("subscriber", {"id_number": "003088012345"}, "id_number", "mã tỉnh"),
         ("subscriber", {"birth_date": "31/02/1988"}, "birth_date", "ngày/tháng/năm"),
         ("subscriber", {"birth_date": "1988-07-12x"}, "birth_date", "ngày/tháng/năm"),
         ("subscriber", {"birth_date": "12/07/2999"}, "birth_date", "không hợp lệ"),
@@ -266,6 +269,33 @@ def test_formats_are_checked_before_any_register(
     assert f'id="{field}-error"' in page, page[:3000]
     assert message in page.split(f'id="{field}-error">', 1)[1].split("</p>", 1)[0]
     assert f'id="{field}" name="{field}"' in page
+
+
+def test_the_health_insurance_card_code_is_accepted_for_the_social_insurance_code(browser: Browser) -> None:
+    """People copy the 15-character code on their health-insurance card (two letters, benefit
+    level, province, then the 10-digit code): the identifier rules accept it, so does the form."""
+    assert HOA.bhxh_code is not None
+    card = "DN446" + HOA.bhxh_code
+    response = submit_check(browser, "social_insurance", form_of(HOA, "social_insurance", bhxh_code=card))
+    otp_path(response)  # the register was asked and matched: the OTP step comes next
+
+
+@pytest.mark.parametrize(
+    ("birth_date", "accepted"),
+    [
+        pytest.param("07/12/2026", True, id="born-today-in-vietnam"),
+        pytest.param("08/12/2026", False, id="tomorrow-in-vietnam"),
+    ],
+)
+def test_birth_dates_are_judged_by_vietnams_calendar_day(
+    browser: Browser, birth_date: str, accepted: bool
+) -> None:
+    """At 00:30 in Vietnam (17:30 UTC the day before) a child born today is born today."""
+    with time_machine.travel(dt.datetime(2026, 12, 6, 17, 30, tzinfo=dt.UTC), tick=True):
+        response = submit_check(browser, "subscriber", form_of(DUC, "subscriber", birth_date=birth_date))
+    assert response.status_code == 400  # DUC's ID number says 1988: the form is refused either way
+    page = text_of(response)
+    assert ('id="birth_date-error"' not in page) is accepted, page[:3000]
 
 
 def test_the_otp_step(browser: Browser, app: Any, outbox: Outbox) -> None:

@@ -58,6 +58,8 @@ from idp.flows.records import BrowserRecords
 from idp.identity.accounts import AlreadyRegistered
 from idp.identity.identifiers import (
     InvalidIdentifier,
+    check_bhxh_code,
+    check_birth_date,
     check_id_number,
     is_legacy_id,
     mask_id,
@@ -314,19 +316,20 @@ class Entered:
 
 
 def _date(text: str, field_name: str, entered: Entered, required_message: str) -> dt.date | None:
+    """A date of the past (a birth, an ID card's issue): not after today in Vietnam, not before 1900."""
     text = text.strip()
     if not text:
         entered.errors[field_name] = required_message
         return None
     try:
-        value = parse_date(text)
-    except InvalidIdentifier:
-        entered.errors[field_name] = _("Vui lòng nhập ngày theo dạng ngày/tháng/năm, ví dụ 15/03/1990.")
+        return check_birth_date(parse_date(text))
+    except InvalidIdentifier as exc:
+        entered.errors[field_name] = (
+            _("Vui lòng nhập ngày theo dạng ngày/tháng/năm, ví dụ 15/03/1990.")
+            if exc.code in ("date.format", "date.impossible")
+            else _("Ngày đã nhập không hợp lệ.")
+        )
         return None
-    if value > dt.date.today() or value.year < 1900:
-        entered.errors[field_name] = _("Ngày đã nhập không hợp lệ.")
-        return None
-    return value
 
 
 def read_form(form: RegisterForm, method: str) -> Entered:
@@ -343,12 +346,12 @@ def read_form(form: RegisterForm, method: str) -> Entered:
         form.birth_date.data or "", "birth_date", entered, _("Vui lòng nhập ngày sinh.")
     )
     if method == "social_insurance":
-        code = re.sub(r"\s", "", form.bhxh_code.data or "")
-        if not re.fullmatch(r"\d{10}", code):
+        try:
+            entered.bhxh_code = check_bhxh_code(form.bhxh_code.data or "")
+        except InvalidIdentifier:
             errors["bhxh_code"] = _(
                 "Mã số bảo hiểm xã hội gồm 10 chữ số (10 số cuối trên thẻ bảo hiểm y tế)."
             )
-        entered.bhxh_code = code
     else:
         number = re.sub(r"\s", "", form.id_number.data or "")
         if method == "subscriber" and is_legacy_id(number):
@@ -365,7 +368,7 @@ def read_form(form: RegisterForm, method: str) -> Entered:
             except InvalidIdentifier as exc:
                 errors["id_number"] = (
                     _("Số định danh không khớp với năm sinh đã nhập. Vui lòng kiểm tra lại.")
-                    if "birth year" in str(exc)
+                    if exc.code == "id_number.birth_year"
                     else _("Số định danh không hợp lệ: ba chữ số đầu không phải mã tỉnh, thành phố.")
                 )
     if method == "population":

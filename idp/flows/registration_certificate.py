@@ -66,6 +66,7 @@ from idp.identity.enterprise_registration import (
 )
 from idp.identity.identifiers import (
     InvalidIdentifier,
+    check_birth_date,
     mask_id,
     mask_phone,
     national_phone,
@@ -626,7 +627,7 @@ def register_certificate_info(rid: str) -> BaseResponse:
             errors["phone"] = _("Số điện thoại di động gồm 10 chữ số, bắt đầu bằng 0 (ví dụ 0912345678).")
     if reg.extra.get("needs_birth_date"):
         try:
-            birth = parse_date(form.birth_date.data or "")
+            birth = check_birth_date(parse_date(form.birth_date.data or ""))
             reg.birth_date = birth.isoformat()
         except InvalidIdentifier:
             errors["birth_date"] = _("Vui lòng nhập ngày sinh theo dạng ngày/tháng/năm, ví dụ 15/03/1990.")

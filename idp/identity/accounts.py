@@ -70,7 +70,7 @@ def create_citizen(
     id_number = check_id_number(data.id_number, data.birth_date, data.gender)
     phone = normalize_phone(data.phone)
     if data.loa not in LOA_NAMES:
-        raise InvalidIdentifier("assurance level must be 2 or 3")
+        raise InvalidIdentifier("loa.range", "assurance level must be 2 or 3")
     problems = check_policy(password, id_number=id_number, phone=phone, birth_date=data.birth_date)
     if problems:
         raise WeakPassword([p.message for p in problems])
@@ -188,7 +188,7 @@ def create_legacy_citizen(
 ) -> Account:
     """An account keyed on an old 9-digit CMND, waiting to be normalized to the 12-digit number."""
     if not is_legacy_id(legacy_id_number):
-        raise InvalidIdentifier("CMND must be 9 digits")
+        raise InvalidIdentifier("legacy_id.format", "CMND must be 9 digits")
     number = normalize_phone(phone)
     problems = check_policy(password, id_number=legacy_id_number, phone=number, birth_date=birth_date)
     if problems:

@@ -86,9 +86,9 @@ def register_enterprise(
     org_name = normalize_name(enterprise.name)
     full_name = normalize_name(admin.full_name)
     if not org_name or not full_name:
-        raise InvalidIdentifier("the enterprise's and the administrator's names are required")
+        raise InvalidIdentifier("name.missing", "the enterprise's and the administrator's names are required")
     if not admin.email:
-        raise InvalidIdentifier("an enterprise registers with an e-mail address")
+        raise InvalidIdentifier("email.missing", "an enterprise registers with an e-mail address")
     now = utcnow()
     org = Organization(
         code=tax_code, code_type="tax", name=org_name, kind="enterprise", email=admin.email, created_by=actor

@@ -99,7 +99,16 @@ _DIGITS9 = re.compile(r"^\d{9}$")
 
 
 class InvalidIdentifier(ValueError):
-    """Input that is not a well-formed identifier; the message is safe to show (English, short)."""
+    """Input that is not a well-formed identifier.
+
+    ``code`` says which rule it broke, from a fixed vocabulary (``<identifier>.<rule>``, e.g.
+    ``id_number.birth_year``): pages choose their Vietnamese message by it. The message is short
+    English for logs and the command line, safe to show.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def is_id_number(value: str) -> bool:
@@ -130,7 +139,7 @@ def id_number_facts(value: str) -> IdNumberFacts:
     Digit 4 is century and gender: 0/1 = 1900s, 2/3 = 2000s, ... 8/9 = 2300s; even male, odd female.
     """
     if not _DIGITS12.match(value):
-        raise InvalidIdentifier("ID number must be 12 digits")
+        raise InvalidIdentifier("id_number.format", "ID number must be 12 digits")
     century_digit = int(value[3])
     century = 1900 + 100 * (century_digit // 2)
     return IdNumberFacts(
@@ -144,14 +153,14 @@ def check_id_number(value: str, birth_date: dt.date | None = None, gender: str |
     """Validate a 12-digit ID number; cross-check century, year and gender when they are given."""
     value = value.strip()
     if not _DIGITS12.match(value):
-        raise InvalidIdentifier("ID number must be 12 digits")
+        raise InvalidIdentifier("id_number.format", "ID number must be 12 digits")
     if not is_id_number(value):
-        raise InvalidIdentifier("unknown province code in ID number")
+        raise InvalidIdentifier("id_number.province", "unknown province code in ID number")
     facts = id_number_facts(value)
     if birth_date is not None and birth_date.year != facts.birth_year:
-        raise InvalidIdentifier("ID number does not match the birth year")
+        raise InvalidIdentifier("id_number.birth_year", "ID number does not match the birth year")
     if gender in ("male", "female") and gender != facts.gender:
-        raise InvalidIdentifier("ID number does not match the gender")
+        raise InvalidIdentifier("id_number.gender", "ID number does not match the gender")
     return value
 
 
@@ -171,7 +180,7 @@ def check_bhxh_code(value: str) -> str:
     if _HEALTH_CARD_CODE.match(compact):
         return compact[-10:]
     if not _BHXH_CODE.match(compact):
-        raise InvalidIdentifier("social-insurance code must be 10 digits")
+        raise InvalidIdentifier("bhxh_code.format", "social-insurance code must be 10 digits")
     return compact
 
 
@@ -202,12 +211,14 @@ def check_tax_code(value: str) -> str:
     """
     match = _TAX_CODE.match(re.sub(r"\s", "", value))
     if not match:
-        raise InvalidIdentifier("tax code must be 10 digits, or 10 digits, '-' and 3 digits for a branch")
+        raise InvalidIdentifier(
+            "tax_code.format", "tax code must be 10 digits, or 10 digits, '-' and 3 digits for a branch"
+        )
     main, branch = match.group(1), match.group(2)
     if tax_check_digit(main[:9]) != int(main[9]):
-        raise InvalidIdentifier("tax code check digit is wrong")
+        raise InvalidIdentifier("tax_code.check_digit", "tax code check digit is wrong")
     if branch is not None and branch == "000":
-        raise InvalidIdentifier("branch number of a tax code runs from 001 to 999")
+        raise InvalidIdentifier("tax_code.branch", "branch number of a tax code runs from 001 to 999")
     return main if branch is None else f"{main}-{branch}"
 
 
@@ -230,7 +241,8 @@ def check_organization_code(value: str) -> tuple[str, str]:
     if re.fullmatch(r"[\d\s-]+", value):
         return check_tax_code(value), TAX_CODE
     raise InvalidIdentifier(
-        "organization code must be a tax code (10 or 10-3 digits) or a province-issued code like 000.00.15.H57"
+        "organization_code.format",
+        "organization code must be a tax code (10 or 10-3 digits) or a province-issued code like 000.00.15.H57",
     )
 
 
@@ -242,9 +254,9 @@ def normalize_phone(value: str) -> str:
     elif digits.startswith("84") and len(digits) == 11:
         digits = "0" + digits[2:]
     if not re.fullmatch(r"0\d{9}", digits):
-        raise InvalidIdentifier("phone number must be 10 digits starting with 0, or +84")
+        raise InvalidIdentifier("phone.format", "phone number must be 10 digits starting with 0, or +84")
     if digits[:3] not in MOBILE_PREFIXES:
-        raise InvalidIdentifier("not a Vietnamese mobile number prefix")
+        raise InvalidIdentifier("phone.prefix", "not a Vietnamese mobile number prefix")
     return "+84" + digits[1:]
 
 
@@ -280,11 +292,11 @@ def parse_date(value: str) -> dt.date:
     elif match := _ISO.match(value):
         year, month, day = (int(g) for g in match.groups())
     else:
-        raise InvalidIdentifier("date must be written dd/mm/yyyy")
+        raise InvalidIdentifier("date.format", "date must be written dd/mm/yyyy")
     try:
         return dt.date(year, month, day)
     except ValueError:
-        raise InvalidIdentifier("this date does not exist") from None
+        raise InvalidIdentifier("date.impossible", "this date does not exist") from None
 
 
 def vietnam_today() -> dt.date:
@@ -294,9 +306,9 @@ def vietnam_today() -> dt.date:
 def check_birth_date(value: dt.date, *, today: dt.date | None = None) -> dt.date:
     """A birth date a living person can have: not in the future (Vietnam's calendar day), not before 1900."""
     if value > (today or vietnam_today()):
-        raise InvalidIdentifier("birth date is in the future")
+        raise InvalidIdentifier("birth_date.future", "birth date is in the future")
     if value < EARLIEST_BIRTH_DATE:
-        raise InvalidIdentifier("birth date is before 1900")
+        raise InvalidIdentifier("birth_date.too_early", "birth date is before 1900")
     return value
 
 

@@ -70,7 +70,8 @@ def check_username(value: str) -> str:
     username = normalize_username(value)
     if not _USERNAME.match(username):
         raise InvalidIdentifier(
-            "username must be 3-64 characters: a letter first, then letters, digits, '.', '_' or '-'"
+            "username.format",
+            "username must be 3-64 characters: a letter first, then letters, digits, '.', '_' or '-'",
         )
     return username
 
@@ -79,9 +80,9 @@ def check_roles(roles: list[str] | tuple[str, ...]) -> list[str]:
     chosen = sorted({r.strip().lower() for r in roles if r.strip()})
     unknown = [r for r in chosen if r not in ROLES]
     if unknown:
-        raise InvalidIdentifier(f"unknown role {unknown[0]} (known: {', '.join(ROLES)})")
+        raise InvalidIdentifier("role.unknown", f"unknown role {unknown[0]} (known: {', '.join(ROLES)})")
     if not chosen:
-        raise InvalidIdentifier("a staff account needs at least one role")
+        raise InvalidIdentifier("role.missing", "a staff account needs at least one role")
     return chosen
 
 
@@ -89,10 +90,12 @@ def create_organization(code: str, name: str, kind: str, *, actor: str) -> Organ
     """Create an organization (code validated, unique in the database) with its audit event."""
     normal, code_type = check_organization_code(code)
     if kind not in ORG_KINDS:
-        raise InvalidIdentifier(f"organization kind must be one of {', '.join(ORG_KINDS)}")
+        raise InvalidIdentifier(
+            "organization_kind.unknown", f"organization kind must be one of {', '.join(ORG_KINDS)}"
+        )
     name = normalize_name(name)
     if not name:
-        raise InvalidIdentifier("organization name is required")
+        raise InvalidIdentifier("organization_name.missing", "organization name is required")
     org = Organization(code=normal, code_type=code_type, name=name, kind=kind, created_by=actor)
     db.session.add(org)
     try:
@@ -141,10 +144,10 @@ def create_staff(data: NewStaff, password: str, hashing: PasswordHashing, *, act
     extra = [normalize_phone(p) for p in data.extra_phones]
     id_number = check_id_number(data.id_number) if data.id_number else None
     if data.loa not in LOA_NAMES:
-        raise InvalidIdentifier("assurance level must be 2 or 3")
+        raise InvalidIdentifier("loa.range", "assurance level must be 2 or 3")
     full_name = normalize_name(data.full_name)
     if not full_name:
-        raise InvalidIdentifier("full name is required")
+        raise InvalidIdentifier("full_name.missing", "full name is required")
     problems = [p.message for p in check_policy(password, id_number=id_number, phone=phone)]
     if username in password.lower():
         problems.append("Mật khẩu không được chứa tên đăng nhập.")
