@@ -62,17 +62,17 @@ def create_app(test_config: dict[str, Any] | None = None, *, serves_tokens: bool
         registration,
         registration_certificate,
     )
-    from idp.flows.browser import HOST_PREFIX, SESSION_COOKIE
-    from idp.flows.interaction import InteractionStore
-    from idp.flows.otp import OtpPolicy, OtpService
     from idp.flows.pages import bp as flows_bp
-    from idp.flows.sessions import SessionStore
-    from idp.flows.throttle import LockoutPolicy, Throttle
     from idp.identity.passwords import PasswordHashing
     from idp.messaging.sms import HttpSmsGateway, OutboxSms, SmsSender
     from idp.oidc.keys import KeyStoreError, ensure_secret
     from idp.outbound import Guards
     from idp.runtime import Runtime
+    from idp.sessions.browser import HOST_PREFIX, SESSION_COOKIE
+    from idp.sessions.interaction import InteractionStore
+    from idp.sessions.otp import OtpPolicy, OtpService
+    from idp.sessions.sso import SessionStore
+    from idp.sessions.throttle import LockoutPolicy, Throttle
     from idp.store import liveness
     from idp.store.ephemeral import create_store
     from idp.store.models import db
@@ -94,7 +94,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, serves_tokens: bool
         SECRET_KEY=settings["SECRET_KEY"] or ensure_secret(keys_dir),
         SQLALCHEMY_DATABASE_URI=_absolute_sqlite(settings["DATABASE_URL"]),
         SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings),
-        # __Host- names where browsers keep them (https): see idp.flows.browser.
+        # __Host- names where browsers keep them (https): see idp.sessions.browser.
         COOKIE_PREFIX=cookie_prefix,
         SESSION_COOKIE_NAME=cookie_prefix + SESSION_COOKIE,
         SESSION_COOKIE_PATH="/",

@@ -273,7 +273,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("OTP_RESEND_COOLDOWN", int, 60, "Seconds before another OTP may be sent.", _positive),
     Setting("OTP_DAILY_LIMIT", int, 10, "OTP messages one account may receive per day.", _positive),
-    # SMS-pumping caps (idp.flows.otp): nothing is sent once one is reached. Days are Vietnam days.
+    # SMS-pumping caps (idp.sessions.otp): nothing is sent once one is reached. Days are Vietnam days.
     Setting(
         "OTP_PHONE_HOURLY_LIMIT",
         int,

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app
 
 from idp.clients import ClientRegistry
-from idp.flows.interaction import InteractionStore
-from idp.flows.otp import OtpService
-from idp.flows.sessions import SessionStore, SsoSession
-from idp.flows.throttle import Throttle
 from idp.identity.passwords import PasswordHashing
 from idp.messaging.sms import SmsSender
+from idp.sessions.interaction import InteractionStore
+from idp.sessions.otp import OtpService
+from idp.sessions.sso import SessionStore, SsoSession
+from idp.sessions.throttle import Throttle
 from idp.store.ephemeral import EphemeralStore
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from idp.flows.throttle import ADDRESS_FACTOR, LockoutPolicy, Throttle
+from idp.sessions.throttle import ADDRESS_FACTOR, LockoutPolicy, Throttle
 from tests.support.driver import Browser
 from tests.support.outbox import Outbox
 from tests.support.people import AN, BINH, CUC, SandboxPerson

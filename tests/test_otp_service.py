@@ -1,4 +1,4 @@
-"""The OTP life cycle on Redis (idp.flows.otp.OtpService): hashed storage with a lifetime, single
+"""The OTP life cycle on Redis (idp.sessions.otp.OtpService): hashed storage with a lifetime, single
 use, limited attempts, resend cooldown, another phone, and the SMS-pumping caps counted atomically.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from idp.flows.otp import (
+from idp.sessions.otp import (
     ACCOUNT_DAILY,
     ADDRESS_HOURLY,
     COOLDOWN,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from idp.flows.devices import describe_user_agent, mask_address
+from idp.sessions.devices import describe_user_agent, mask_address
 from tests.support.account import follow, open_account, post_form, sign_in_on_page
 from tests.support.backchannel import BackchannelReceiver
 from tests.support.clients import PORTAL_CALLBACK, PORTAL_SECRET

@@ -46,14 +46,14 @@ from sqlalchemy import select, update
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.clients import ACCOUNT_CLIENT_ID
-from idp.flows.browser import browser_id, drop_sso_cookie, sso_cookie
 from idp.flows.consent import describe_consent
-from idp.flows.pages import ActionForm, bp, client_address
-from idp.flows.sessions import SsoSession
+from idp.flows.pages import ActionForm, bp
 from idp.identity import audit
 from idp.identity.identifiers import mask_id, mask_phone
 from idp.identity.remembered_devices import forget_all
 from idp.runtime import runtime
+from idp.sessions.browser import browser_id, client_address, drop_sso_cookie, sso_cookie
+from idp.sessions.sso import SsoSession
 from idp.store.models import Account, Consent, Grant, db, utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])

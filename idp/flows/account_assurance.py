@@ -26,9 +26,7 @@ from wtforms import StringField
 from wtforms.validators import Length
 
 from idp.flows.account import current_person, signed_in, vietnam_time
-from idp.flows.browser import browser_id, sso_cookie
-from idp.flows.interaction import Interaction
-from idp.flows.pages import ActionForm, bp, client_address, lockout_message
+from idp.flows.pages import ActionForm, bp, lockout_message
 from idp.flows.registration_certificate import (
     POLL_SECONDS,
     attribute,
@@ -45,6 +43,8 @@ from idp.identity.assurance import session_acr
 from idp.identity.identifiers import InvalidIdentifier, mask_phone, normalize_phone
 from idp.identity.registration import IdentityMismatch, proofs_of, raise_assurance
 from idp.runtime import runtime
+from idp.sessions.browser import browser_id, client_address, sso_cookie
+from idp.sessions.interaction import Interaction
 from idp.store.models import Account, db
 from idp.verifiers.base import VerifierError
 from idp.verifiers.signature import MALFORMED, CertificateRefused, ChainInput

@@ -32,11 +32,11 @@ from flask import Response, abort, current_app, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.flows.browser import browser_id
-from idp.flows.interaction import Interaction
-from idp.flows.pages import bp, client_address
-from idp.flows.throttle import ADDRESS_FACTOR
+from idp.flows.pages import bp
 from idp.runtime import runtime
+from idp.sessions.browser import browser_id, client_address
+from idp.sessions.interaction import Interaction
+from idp.sessions.throttle import ADDRESS_FACTOR
 from idp.store.ephemeral import EphemeralStore
 
 DIGITS = "0123456789"
@@ -152,7 +152,7 @@ class CaptchaService:
 class SignInRisk:
     """Failed citizen sign-ins per login name and per client address, for deciding on a captcha.
 
-    Kept apart from the lockout counters (idp.flows.throttle): a lockout resets those, while the
+    Kept apart from the lockout counters (idp.sessions.throttle): a lockout resets those, while the
     risk stays high for RISK_WINDOW after the failures. An address is shared by many people behind
     a carrier's NAT, so it gets ADDRESS_FACTOR times the room of one name.
     """

@@ -12,10 +12,10 @@ from __future__ import annotations
 from flask import abort, redirect, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.flows.interaction import Interaction
 from idp.flows.pages import ActionForm, bp, load_interaction, page
 from idp.identity.identifiers import is_id_number, is_legacy_id
 from idp.runtime import runtime
+from idp.sessions.interaction import Interaction
 
 DOORS = ("national-portal", "vneid", "organization", "citizen")
 

@@ -10,10 +10,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from idp.flows import captcha, remember
-from idp.flows.browser import renew_binding
-from idp.flows.interaction import Interaction
-from idp.flows.otp import OtpSendRefused, refusal_message
+from idp.flows import captcha
 from idp.flows.pages import (
     ActionForm,
     bp,
@@ -29,6 +26,10 @@ from idp.identity import remembered_devices
 from idp.identity.accounts import CITIZEN, find_citizen, verified_phones
 from idp.identity.identifiers import is_id_number, is_legacy_id, mask_phone
 from idp.runtime import runtime
+from idp.sessions import remember
+from idp.sessions.browser import renew_binding
+from idp.sessions.interaction import Interaction
+from idp.sessions.otp import OtpSendRefused, refusal_message
 from idp.store.models import Account, Phone, db
 
 OTP_PURPOSE = "login"

@@ -6,12 +6,18 @@ from flask import abort, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.flows.browser import sso_cookie
-from idp.flows.interaction import Interaction
-from idp.flows.pages import ActionForm, bp, client_address, expired, load_interaction, page
+from idp.flows.pages import (
+    ActionForm,
+    bp,
+    expired,
+    load_interaction,
+    page,
+)
 from idp.identity import consents
 from idp.identity.claims import SCOPE_CLAIMS
 from idp.runtime import runtime
+from idp.sessions.browser import client_address, sso_cookie
+from idp.sessions.interaction import Interaction
 from idp.store.models import db
 
 SCOPE_TEXT = {

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from idp.flows.account import current_person, signed_in
 from idp.flows.organization import EnrolForm, enrolment_context, second_factor_keys
-from idp.flows.pages import ActionForm, bp, client_address
+from idp.flows.pages import ActionForm, bp
 from idp.identity.organizations import ORGANIZATION, role_names
 from idp.identity.totp import (
     confirm_totp,
@@ -28,6 +28,7 @@ from idp.identity.totp import (
     totp_confirmed_at,
 )
 from idp.runtime import runtime
+from idp.sessions.browser import client_address
 from idp.store.models import Account, db
 
 PENDING_TTL = 900  # seconds a new secret waits for its first code

@@ -21,9 +21,6 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
-from idp.flows.browser import renew_binding
-from idp.flows.interaction import Interaction
-from idp.flows.otp import OtpSendRefused, refusal_message
 from idp.flows.pages import (
     ActionForm,
     bp,
@@ -35,7 +32,6 @@ from idp.flows.pages import (
     otp_refusal,
     page,
 )
-from idp.flows.throttle import LockoutPolicy, Throttle
 from idp.identity.accounts import verified_phones
 from idp.identity.identifiers import InvalidIdentifier, mask_phone
 from idp.identity.organizations import check_username, find_staff, is_active_staff, normalize_username
@@ -51,6 +47,10 @@ from idp.identity.totp import (
     verify_totp,
 )
 from idp.runtime import runtime
+from idp.sessions.browser import renew_binding
+from idp.sessions.interaction import Interaction
+from idp.sessions.otp import OtpSendRefused, refusal_message
+from idp.sessions.throttle import LockoutPolicy, Throttle
 from idp.store.models import Account, db
 
 DOOR = "organization"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_wtf import FlaskForm
@@ -15,13 +15,13 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.clients import ACCOUNT_CLIENT_ID
-from idp.flows.browser import browser_id, renew_binding
-from idp.flows.interaction import Interaction, LoginResult
-from idp.flows.otp import OtpCheck, OtpOutcome
-from idp.flows.throttle import Throttle
 from idp.identity import audit
 from idp.identity.assurance import session_acr
 from idp.runtime import runtime
+from idp.sessions.browser import browser_id, client_address, renew_binding
+from idp.sessions.interaction import Interaction, LoginResult
+from idp.sessions.otp import OtpCheck, OtpOutcome
+from idp.sessions.throttle import Throttle
 from idp.store.models import Account, db
 
 bp = Blueprint("flows", __name__)
@@ -97,10 +97,6 @@ def otp_refusal(check: OtpCheck, throttle: Throttle, *, name: str, address: str)
             num=runtime().config["OTP_MAX_ATTEMPTS"],
         )
     return _("Mã OTP đã hết hiệu lực. Bấm Gửi lại OTP để nhận mã mới.")
-
-
-def client_address() -> str:
-    return request.remote_addr or "unknown"
 
 
 def finish_login(ix: Interaction, account_id: int, amr: list[str], door: str = "citizen") -> BaseResponse:

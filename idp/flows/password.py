@@ -18,13 +18,12 @@ from sqlalchemy import select
 from wtforms import PasswordField
 from wtforms.validators import Length
 
-from idp.flows.browser import sso_cookie
-from idp.flows.pages import client_address
 from idp.identity import audit
 from idp.identity.accounts import verified_phones
 from idp.identity.passwords import check_policy
 from idp.identity.remembered_devices import forget_all
 from idp.runtime import runtime
+from idp.sessions.browser import client_address, sso_cookie
 from idp.store.models import Account, db, utcnow
 
 log = logging.getLogger("idp.password")

@@ -24,17 +24,23 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import PasswordField
 from wtforms.validators import Length
 
-from idp.flows import remember
 from idp.flows.account import current_person, signed_in
-from idp.flows.browser import browser_id, renew_binding
 from idp.flows.citizen import OtpForm
-from idp.flows.otp import OtpSendRefused, refusal_message
-from idp.flows.pages import ActionForm, bp, client_address, lockout_message, minutes, otp_refusal
+from idp.flows.pages import (
+    ActionForm,
+    bp,
+    lockout_message,
+    minutes,
+    otp_refusal,
+)
 from idp.flows.password import NewPasswordForm, check_new_password, set_password
-from idp.flows.sessions import SsoSession
 from idp.identity.accounts import verified_phones
 from idp.identity.identifiers import mask_phone
 from idp.runtime import runtime
+from idp.sessions import remember
+from idp.sessions.browser import browser_id, client_address, renew_binding
+from idp.sessions.otp import OtpSendRefused, refusal_message
+from idp.sessions.sso import SsoSession
 from idp.store.models import Account, db
 
 OTP_PURPOSE = "password_change"

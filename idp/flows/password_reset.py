@@ -36,10 +36,7 @@ from wtforms import StringField
 from wtforms.validators import Length
 
 from idp.flows import captcha
-from idp.flows.browser import browser_id, renew_binding
 from idp.flows.citizen import OtpForm
-from idp.flows.interaction import Interaction
-from idp.flows.otp import OtpSendRefused, refusal_message
 from idp.flows.pages import (
     ActionForm,
     bp,
@@ -50,11 +47,14 @@ from idp.flows.pages import (
     otp_refusal,
 )
 from idp.flows.password import NewPasswordForm, check_new_password, set_password
-from idp.flows.records import BrowserRecords
 from idp.identity.accounts import find_citizen
 from idp.identity.identifiers import is_id_number, is_legacy_id, mask_id
 from idp.messaging.sms import SmsSender
 from idp.runtime import runtime
+from idp.sessions.browser import browser_id, renew_binding
+from idp.sessions.interaction import Interaction
+from idp.sessions.otp import OtpSendRefused, refusal_message
+from idp.sessions.records import BrowserRecords
 from idp.store.models import Account, Person, Phone, db
 
 log = logging.getLogger("idp.password")

@@ -40,10 +40,7 @@ from wtforms import StringField
 from wtforms.validators import Length
 
 from idp.flows import captcha
-from idp.flows.browser import browser_id, renew_binding
 from idp.flows.citizen import OtpForm
-from idp.flows.interaction import Interaction
-from idp.flows.otp import OtpSendRefused, refusal_message
 from idp.flows.pages import (
     ActionForm,
     bp,
@@ -54,7 +51,6 @@ from idp.flows.pages import (
     otp_refusal,
 )
 from idp.flows.password import POLICY_TEXTS, NewPasswordForm
-from idp.flows.records import BrowserRecords
 from idp.identity.accounts import AlreadyRegistered
 from idp.identity.identifiers import (
     InvalidIdentifier,
@@ -71,6 +67,10 @@ from idp.identity.identifiers import (
 from idp.identity.passwords import check_policy
 from idp.identity.registration import ProvenIdentity, register_citizen, registered_number
 from idp.runtime import runtime
+from idp.sessions.browser import browser_id, renew_binding
+from idp.sessions.interaction import Interaction
+from idp.sessions.otp import OtpSendRefused, refusal_message
+from idp.sessions.records import BrowserRecords
 from idp.store.models import utcnow
 from idp.verifiers.base import (
     Verification,

@@ -43,8 +43,7 @@ from wtforms.validators import Length
 
 from idp.flows import captcha
 from idp.flows import registration as regflow
-from idp.flows.browser import renew_binding
-from idp.flows.pages import ActionForm, bp, client_address, lockout_message
+from idp.flows.pages import ActionForm, bp, lockout_message
 from idp.flows.registration import (
     _EMAIL,
     Registration,
@@ -77,6 +76,7 @@ from idp.identity.identifiers import (
 from idp.identity.organizations import OrganizationExists, UsernameTaken, check_username
 from idp.identity.registration import registered_number
 from idp.runtime import runtime
+from idp.sessions.browser import client_address, renew_binding
 from idp.store.models import db
 from idp.verifiers.base import Verification, VerifierError
 from idp.verifiers.signature import (

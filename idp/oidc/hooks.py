@@ -11,9 +11,9 @@ import time
 from typing import Any
 
 from idp.clients import ACCOUNT_CLIENT_ID
-from idp.flows.sessions import SsoSession
 from idp.oidc.logout import end_sso_session, notify_relying_parties
 from idp.oidc.server import IdpServer
+from idp.sessions.sso import SsoSession
 
 # Relying parties whose codes are redeemed in-process rather than at the token endpoint.
 BUILTIN_CLIENTS = frozenset({ACCOUNT_CLIENT_ID})

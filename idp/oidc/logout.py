@@ -16,8 +16,8 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from joserfc.jwk import KeySet
 
 from idp.clients import ClientConfig
-from idp.flows.sessions import SessionStore, SsoSession
 from idp.oidc.jsonlimits import check_jwt
+from idp.sessions.sso import SessionStore, SsoSession
 
 log = logging.getLogger("idp.logout")
 

@@ -29,10 +29,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.flows.browser import browser_id, drop_sso_cookie, set_sso_cookie, sso_cookie
 from idp.flows.citizen import begin_step_up
-from idp.flows.devices import this_device
-from idp.flows.interaction import Interaction
 from idp.flows.pages import ActionForm
 from idp.identity import audit, consents
 from idp.identity.accounts import CITIZEN
@@ -45,6 +42,9 @@ from idp.oidc.logout import end_sso_session
 from idp.oidc.server import IdpServer
 from idp.oidc.tokens import CodeRecord, Principal, new_grant_id
 from idp.runtime import runtime
+from idp.sessions.browser import browser_id, drop_sso_cookie, set_sso_cookie, sso_cookie
+from idp.sessions.devices import this_device
+from idp.sessions.interaction import Interaction
 from idp.store.models import Account, Person, db
 from idp.web import new_error_id, oauth_json_error, problem_page
 

@@ -84,7 +84,7 @@ end
 return {0, 0}
 """
 
-# Attempts (idp.flows.throttle): KEYS are (lock, failures, under way) per subject, ARGV the TTL of
+# Attempts (idp.sessions.throttle): KEYS are (lock, failures, under way) per subject, ARGV the TTL of
 # the under-way counter then each subject's limit. Refused while a lock exists ({i, 1, seconds
 # left}) or while failures plus attempts under way reach the limit ({i, 0, 0}); else one more
 # attempt is under way on every subject ({0, 0, 0}). In one step.

@@ -20,8 +20,8 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from idp.flows.browser import LANG_COOKIE, cookie_name
 from idp.messaging.sms import SmsUnavailable
+from idp.sessions.browser import LANG_COOKIE, cookie_name
 from idp.store.ephemeral import StoreUnavailable
 from idp.store.models import db
 

@@ -91,8 +91,13 @@ def renew_binding() -> None:
     g.pop("csrf_token", None)  # Flask-WTF's per-request copy: the next form gets a new one
 
 
+def client_address() -> str:
+    """The browser's address as the proxy in front of idp reported it (TRUSTED_PROXIES)."""
+    return request.remote_addr or "unknown"
+
+
 def sso_cookie() -> str | None:
-    """The SSO session cookie of this browser (see idp.flows.sessions)."""
+    """The SSO session cookie of this browser (see idp.sessions.sso)."""
     return request.cookies.get(cookie_name(SSO_COOKIE))
 
 

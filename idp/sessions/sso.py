@@ -30,7 +30,7 @@ class SsoSession:
     created_at: int
     expires_at: int
     touched_at: int
-    # Shown on the account's sessions page (idp.flows.devices): never a full address or user agent.
+    # Shown on the account's sessions page (idp.sessions.devices): never a full address or user agent.
     browser: str = ""
     platform: str = ""
     address: str = ""

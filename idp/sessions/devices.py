@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from idp.flows.pages import client_address
+from idp.sessions.browser import client_address
 
 # Order matters: many browsers also claim to be Chrome and Safari.
 _BROWSERS: tuple[tuple[str, str], ...] = (

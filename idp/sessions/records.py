@@ -10,8 +10,8 @@ import time
 from dataclasses import asdict
 from typing import Any, Generic, Protocol, TypeVar
 
-from idp.flows.browser import browser_id
 from idp.runtime import runtime
+from idp.sessions.browser import browser_id
 
 
 class BoundRecord(Protocol):

@@ -10,13 +10,12 @@ from __future__ import annotations
 from flask import current_app, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.flows.browser import DEVICE_COOKIE, cookie_name
-from idp.flows.devices import describe_user_agent
-from idp.flows.interaction import Interaction
-from idp.flows.pages import client_address
 from idp.identity import remembered_devices
 from idp.identity.accounts import find_citizen
 from idp.identity.assurance import satisfies
+from idp.sessions.browser import DEVICE_COOKIE, client_address, cookie_name
+from idp.sessions.devices import describe_user_agent
+from idp.sessions.interaction import Interaction
 from idp.store.models import RememberedDevice
 
 SKIPPED_OTP_AMR = ["pwd"]  # a password alone: sign-in strength 1, acr LoA1
