@@ -48,21 +48,6 @@ def create_app(test_config: dict[str, Any] | None = None, *, serves_tokens: bool
 
     from idp import oidc, web
     from idp.clients import ClientConfigError, ClientRegistry, account_client
-    from idp.flows import (  # noqa: F401 - their routes join the blueprint
-        account,
-        account_assurance,
-        captcha,
-        chooser,
-        citizen,
-        consent,
-        org_security,
-        organization,
-        password_change,
-        password_reset,
-        registration,
-        registration_certificate,
-    )
-    from idp.flows.pages import bp as flows_bp
     from idp.identity.passwords import PasswordHashing
     from idp.messaging.sms import HttpSmsGateway, OutboxSms, SmsSender
     from idp.oidc.keys import KeyStoreError, ensure_secret
@@ -223,7 +208,12 @@ def create_app(test_config: dict[str, Any] | None = None, *, serves_tokens: bool
         oidc.init_app(app, rt)
     except KeyStoreError as exc:
         raise ConfigError(f"IDP_KEYS_DIR: {exc}") from None
-    app.register_blueprint(flows_bp)
+    from idp.apps import account
+    from idp.flows import register, signin
+    from idp.web import captcha
+
+    for blueprint in (signin.blueprint(), register.blueprint(), account.blueprint(), captcha.bp):
+        app.register_blueprint(blueprint)
     if rt.signing.sandbox is not None:  # the sandbox SIM "phone" and USB "plugin" pages
         from idp.sandbox.signers import bp as sandbox_signers_bp
 

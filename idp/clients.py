@@ -62,7 +62,7 @@ _FORBIDDEN_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "blob"
 _HASH_PREFIX = "hmac-sha256"
 # idp's own account pages (/account) sign people in as a relying party of idp: see account_client.
 ACCOUNT_CLIENT_ID = "idp-account"
-ACCOUNT_CLIENT_NAME = "trang quản lý tài khoản"  # msgid, translated where shown (idp.flows.pages.page)
+ACCOUNT_CLIENT_NAME = "trang quản lý tài khoản"  # msgid, translated where shown (idp.web.pages.page)
 
 
 class ClientConfigError(ValueError):

@@ -408,7 +408,7 @@ def captcha_after_failures(page: Any, stack: DemoStack) -> None:
     raise AssertionError("no captcha after repeated failures")
 
 
-# -- registration with a digital signature (idp.flows.registration_certificate), sandbox signers --------
+# -- registration with a digital signature (idp.flows.register.certificate), sandbox signers --------
 SIM_PHONE, SIM_PIN = "0767890123", "246810"  # Đặng Thu Trang's sandbox SIM
 USB_HOLDER, USB_PIN = "3301234568", "445566"  # Công ty Cổ phần Hương Giang Số's sandbox USB token
 
@@ -492,7 +492,7 @@ def account_assurance_usb(page: Any, stack: DemoStack) -> None:
     page.wait_for_url(re.compile(r"/account/assurance/[\w-]+/usb$"))
 
 
-# -- registration against the registers (idp.flows.registration) -------------------------------
+# -- registration against the registers (idp.flows.register.steps) -------------------------------
 REGISTERING = ("046088012345", "Phạm Minh Đức", "12/07/1988", "0903111222")  # the sandbox's newcomer
 
 

@@ -126,7 +126,7 @@ def test_a_line_break_in_next_is_refused_where_it_enters(browser: Browser) -> No
 
 def test_next_is_validated_as_it_is_returned(app: Any) -> None:
     """Even past the input layer, the account area never returns a value it did not check."""
-    from idp.flows.account import _safe_next
+    from idp.apps.gate import safe_next as _safe_next
 
     with app.test_request_context("/account"):
         assert _safe_next("/account/\r\nSet-Cookie: pwned=1") == "/account"

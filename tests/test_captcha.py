@@ -1,4 +1,4 @@
-"""The captcha (idp.flows.captcha): generated locally (image, spoken alternative), stored hashed
+"""The captcha (idp.web.captcha): generated locally (image, spoken alternative), stored hashed
 and sealed with a lifetime, bound to the browser, single use, case- and space-insensitive; always
 on the forgotten-password page, on the citizen sign-in once the risk is high; switched off by
 IDP_CAPTCHA_ENABLED=false (the rest of the suite runs that way)."""
@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from idp.flows.captcha import CaptchaService, normalize
+from idp.web.captcha import CaptchaService, normalize
 from tests.support.driver import Browser, csrf_of
 from tests.support.outbox import Outbox
 from tests.support.passwords import alert, captcha_id, start_reset, stored_answer, text_of, wait_for_sms
@@ -27,7 +27,7 @@ def on(make_app: Any) -> Any:
 @pytest.fixture
 def service(on: Any) -> CaptchaService:
     with on.test_request_context():
-        from idp.flows.captcha import service as current
+        from idp.web.captcha import service as current
 
         return current()
 
@@ -85,7 +85,7 @@ def test_bound_to_the_browser(service: CaptchaService) -> None:
 def test_expired(make_app: Any) -> None:
     app = make_app(CAPTCHA_ENABLED=True, CAPTCHA_LIFETIME=1)
     with app.test_request_context():
-        from idp.flows.captcha import service as current
+        from idp.web.captcha import service as current
 
         service = current()
     challenge = service.create("browser-1")

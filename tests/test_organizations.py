@@ -270,7 +270,7 @@ def test_discovery_lists_the_organization_scope_and_claims(client: Any) -> None:
 
 
 def test_consent_explains_the_organization_scope(app: Any) -> None:
-    from idp.flows.consent import describe_scopes
+    from idp.web.consents import describe_scopes
 
     with app.test_request_context():
         (text,) = describe_scopes("organization")

@@ -1,4 +1,4 @@
-"""Change of password by a signed-in person (idp.flows.password_change): the current password, the
+"""Change of password by a signed-in person (idp.apps.account.password): the current password, the
 new one twice under the policy, then an OTP to the registered phone; the other SSO sessions end
 with back-channel logout; this browser stays signed in; audited."""
 

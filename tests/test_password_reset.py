@@ -1,4 +1,4 @@
-"""Forgotten password (idp.flows.password_reset): ID number → OTP to the registered phone → a new
+"""Forgotten password (idp.flows.signin.password_reset): ID number → OTP to the registered phone → a new
 password under the policy; the same answers whether or not an account exists; every other SSO
 session ends with back-channel logout; audited; bound to the browser."""
 

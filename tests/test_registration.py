@@ -1,4 +1,4 @@
-"""Registration against the registers (idp.flows.registration): mobile subscriber, social-insurance
+"""Registration against the registers (idp.flows.register.steps): mobile subscriber, social-insurance
 code and the population-register check, each ending with an OTP, a password and an account whose
 sign-in gives the level the method proves; the three outcomes of seed 000; formats checked before
 any register is asked; concurrent registrations of one person; in-person registration by an

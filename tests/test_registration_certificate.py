@@ -480,7 +480,7 @@ def test_refusal_messages_differ() -> None:
 
 
 def refusal_text_of(reason: str) -> str:
-    from idp.flows.signing_messages import refusal_message
+    from idp.web.signing import refusal_message
 
     return str(refusal_message(reason))
 
@@ -520,8 +520,8 @@ def test_a_refused_sim_request(app: Any, browser: Browser) -> None:
 
 
 def refusal(name: str) -> str:
-    from idp.flows.registration_certificate import refusal_text
     from idp.verifiers import signature
+    from idp.web.signing import refusal_text
 
     return refusal_text(getattr(signature, name))
 

@@ -823,7 +823,7 @@ def test_the_pki_sandbox_command(tmp_path: Path) -> None:
 
 
 def test_every_reason_has_its_own_message() -> None:
-    from idp.flows.signing_messages import refusal_message
+    from idp.web.signing import refusal_message
 
     messages = {reason: refusal_message(reason) for reason in signature.REASONS}
     assert len(set(messages.values())) == len(messages)

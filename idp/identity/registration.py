@@ -1,7 +1,7 @@
 """Registration: a verified identity becomes a citizen account, and a proven identity may rise to
 level 3 later (DESIGN §4, §5).
 
-The flows in idp.flows.registration ask the verifiers; this module only writes what they proved,
+The flows in idp.flows.register.steps ask the verifiers; this module only writes what they proved,
 in one transaction each, and lets the database's unique constraints (persons.id_number,
 persons.legacy_id_number, accounts(kind, username)) decide between concurrent registrations.
 """

@@ -29,8 +29,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.flows.citizen import begin_step_up
-from idp.flows.pages import ActionForm
+from idp.flows.signin.citizen import begin_step_up
 from idp.identity import audit, consents
 from idp.identity.accounts import CITIZEN
 from idp.identity.assurance import LEVEL_ACR, satisfies
@@ -47,6 +46,7 @@ from idp.sessions.devices import this_device
 from idp.sessions.interaction import Interaction
 from idp.store.models import Account, Person, db
 from idp.web import new_error_id, oauth_json_error, problem_page
+from idp.web.forms import ActionForm
 
 log = logging.getLogger("idp.oidc")
 
@@ -307,7 +307,7 @@ def _proceed(
     elif decision.action in ("login", "consent"):
         if ix is None or decision.action == "login" and ix.result is not None:
             ix = _new_interaction(ctx, params)
-        endpoint = "flows.login" if decision.action == "login" else "flows.consent"
+        endpoint = "signin.login" if decision.action == "login" else "signin.consent"
         stepped = None
         if decision.step_up and sso is not None and ix.pending_account_id is None:
             stepped = begin_step_up(ix, sso.account_id, sso.amr)
@@ -372,7 +372,7 @@ def _offer_raise(
     if row.loa >= RAISABLE_TO:
         # Raised meanwhile (in another browser): this session still has the old level, and a new
         # sign-in takes the new one.
-        return redirect(url_for("flows.login", ix_id=ix.id), 302)
+        return redirect(url_for("signin.login", ix_id=ix.id), 302)
     ix.extra["raise_to"] = RAISABLE_TO
     rt.interactions.save(ix)
     body = render_template(

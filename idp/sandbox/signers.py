@@ -72,7 +72,7 @@ class PendingRow:
 
 
 def _pending_rows(phone: str) -> list[PendingRow]:
-    from idp.flows.account import vietnam_time
+    from idp.web.pages import vietnam_time
 
     return [
         PendingRow(

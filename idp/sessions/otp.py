@@ -31,6 +31,7 @@ from flask import has_request_context, request
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
+from idp.identity.identifiers import VIETNAM
 from idp.messaging.sms import SmsRefused, SmsSender
 from idp.store.ephemeral import EphemeralStore
 
@@ -49,7 +50,6 @@ PHONE_HOURLY = "phone_hourly"  # OTP_PHONE_HOURLY_LIMIT messages to this number 
 PHONE_DAILY = "phone_daily"  # OTP_PHONE_DAILY_LIMIT messages to this number today
 ADDRESS_HOURLY = "address_hourly"  # OTP_ADDRESS_HOURLY_LIMIT requests from this address in the hour
 GLOBAL = "global"  # OTP_GLOBAL_PER_MINUTE messages from the whole deployment in the minute
-VIETNAM = dt.timezone(dt.timedelta(hours=7))  # no daylight saving time
 
 
 class OtpSendRefused(Exception):

@@ -11,7 +11,7 @@ module verifies that for real:
    reads the person's ID number or the enterprise's tax code from the subject.
 
 Every refusal raises :class:`CertificateRefused` with one of the reason constants below; the
-flows show :func:`idp.flows.signing_messages.refusal_message` for it. No Flask here.
+flows show :func:`idp.web.signing.refusal_message` for it. No Flask here.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ __all__ = [
 
 log = logging.getLogger("idp.verifiers.signature")
 
-# -- refusal reasons (idp.flows.signing_messages has a message for each) ----------------------------
+# -- refusal reasons (idp.web.signing has a message for each) ----------------------------
 EXPIRED = "expired"
 NOT_YET_VALID = "not_yet_valid"
 REVOKED = "revoked"

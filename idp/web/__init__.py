@@ -116,8 +116,11 @@ def _unavailable(exc: Exception) -> Response:
 
 
 def install(app: Flask) -> None:
+    from idp.web.pages import vietnam_time
+
     Babel(app, locale_selector=select_locale)
     app.session_interface = PageSessionInterface()
+    app.add_template_filter(vietnam_time, "vietnam_time")
 
     @app.context_processor
     def page_globals() -> dict[str, Any]:

@@ -51,7 +51,7 @@ LABELS = {
     "pin": _l("Mã PIN"),
 }
 # Pages whose `username` is a staff member's user name, not an ID number.
-_USERNAME_IS_A_LOGIN = ("flows.org", "flows.organization", "flows.register_enterprise")
+_USERNAME_IS_A_LOGIN = ("signin.org",)  # the organization door: signin.organization, signin.org_*
 _LOGIN_LABEL = _l("Tên đăng nhập")
 
 

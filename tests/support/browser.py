@@ -182,7 +182,7 @@ class CaptchaStack:
     the pages."""
 
     demo: DemoStack
-    captchas: Any  # idp.flows.captcha.CaptchaService over the stack's Redis prefix
+    captchas: Any  # idp.web.captcha.CaptchaService over the stack's Redis prefix
     tmp: Path
 
     def answer(self, page: Any) -> str:
@@ -194,9 +194,9 @@ class CaptchaStack:
 
 def start_captcha_stack(tmp: Path) -> Iterator[CaptchaStack]:
     """`make demo` with the captcha on (see CaptchaStack); removes its Redis keys at the end."""
-    from idp.flows.captcha import CaptchaService
     from idp.oidc.keys import ensure_secret
     from idp.store.ephemeral import RedisStore
+    from idp.web.captcha import CaptchaService
     from tests.support import services
 
     prefix = f"idpbrowser:{secrets.token_hex(4)}:"

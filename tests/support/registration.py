@@ -1,4 +1,4 @@
-"""Driving the registration pages (idp.flows.registration) with the app's test client, and the
+"""Driving the registration pages (idp.flows.register.steps) with the app's test client, and the
 sandbox register's people the tests register (idp/verifiers/sandbox_data/registers.json)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Driving the certificate registration (idp.flows.registration_certificate), the assurance page
+"""Driving the certificate registration (idp.flows.register.certificate), the assurance page
 and the sandbox signing devices (idp.sandbox.signers) with Flask's test client."""
 
 from __future__ import annotations

@@ -35,27 +35,20 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import StringField
 from wtforms.validators import Length
 
-from idp.flows import captcha
-from idp.flows.citizen import OtpForm
-from idp.flows.pages import (
-    ActionForm,
-    bp,
-    client_address,
-    client_name_of,
-    lockout_message,
-    minutes,
-    otp_refusal,
-)
-from idp.flows.password import NewPasswordForm, check_new_password, set_password
+from idp.flows.signin import bp
 from idp.identity.accounts import find_citizen
 from idp.identity.identifiers import is_id_number, is_legacy_id, mask_id
 from idp.messaging.sms import SmsSender
 from idp.runtime import runtime
-from idp.sessions.browser import browser_id, renew_binding
+from idp.sessions.browser import browser_id, client_address, renew_binding
 from idp.sessions.interaction import Interaction
 from idp.sessions.otp import OtpSendRefused, refusal_message
 from idp.sessions.records import BrowserRecords
 from idp.store.models import Account, Person, Phone, db
+from idp.web import captcha
+from idp.web.forms import ActionForm, OtpForm
+from idp.web.pages import client_name_of, lockout_message, minutes, otp_refusal
+from idp.web.passwords import NewPasswordForm, check_new_password, set_password
 
 log = logging.getLogger("idp.password")
 
@@ -249,7 +242,7 @@ def forgot() -> BaseResponse:
     _send(reset)
     _save(reset)
     log.info("password reset started for %s (account found: %s)", mask_id(username), account_id is not None)
-    return redirect(url_for("flows.forgot_otp", rid=reset.id))
+    return redirect(url_for("signin.forgot_otp", rid=reset.id))
 
 
 # -- step 2: the OTP ---------------------------------------------------------------------------
@@ -272,9 +265,9 @@ def forgot_otp(rid: str) -> BaseResponse:
     reset = _load(rid)
     rt = runtime()
     if reset.done:
-        return redirect(url_for("flows.forgot_done", rid=reset.id))
+        return redirect(url_for("signin.forgot_done", rid=reset.id))
     if reset.verified:
-        return redirect(url_for("flows.forgot_new", rid=reset.id))
+        return redirect(url_for("signin.forgot_new", rid=reset.id))
     if request.method == "GET":
         return _otp_page(reset, notice=_("Đã gửi mã OTP mới.") if request.args.get("sent") else None)
     form = OtpForm()
@@ -294,14 +287,14 @@ def forgot_otp(rid: str) -> BaseResponse:
     renew_binding()  # the phone is proven: a copy of the cookie taken before cannot set the password
     reset.verified = True
     _save(reset)
-    return redirect(url_for("flows.forgot_new", rid=reset.id))
+    return redirect(url_for("signin.forgot_new", rid=reset.id))
 
 
 @bp.post("/password/forgot/<rid>/resend")
 def forgot_resend(rid: str) -> BaseResponse:
     reset = _load(rid)
     if reset.verified or reset.done:
-        return redirect(url_for("flows.forgot_otp", rid=reset.id))
+        return redirect(url_for("signin.forgot_otp", rid=reset.id))
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
@@ -309,7 +302,7 @@ def forgot_resend(rid: str) -> BaseResponse:
     except OtpSendRefused as refused:
         return _otp_page(reset, 429, refusal_message(refused, runtime().config["SUPPORT_HOTLINE"]))
     _save(reset)
-    return redirect(url_for("flows.forgot_otp", rid=reset.id, sent=1))
+    return redirect(url_for("signin.forgot_otp", rid=reset.id, sent=1))
 
 
 # -- step 3: the new password, twice -----------------------------------------------------------
@@ -317,9 +310,9 @@ def forgot_resend(rid: str) -> BaseResponse:
 def forgot_new(rid: str) -> BaseResponse:
     reset = _load(rid)
     if reset.done:
-        return redirect(url_for("flows.forgot_done", rid=reset.id))
+        return redirect(url_for("signin.forgot_done", rid=reset.id))
     if not reset.verified or reset.account_id is None:
-        return redirect(url_for("flows.forgot_otp", rid=reset.id))
+        return redirect(url_for("signin.forgot_otp", rid=reset.id))
     form = NewPasswordForm()
     if request.method == "GET":
         return _page("forgot_new.html", reset, form=form, error=None)
@@ -360,7 +353,7 @@ def forgot_new(rid: str) -> BaseResponse:
     # The client address's own lockout stays.
     for login in _login_names(reset.account_id):
         runtime().password_throttle.release(login)
-    return redirect(url_for("flows.forgot_done", rid=reset.id))
+    return redirect(url_for("signin.forgot_done", rid=reset.id))
 
 
 def _login_names(account_id: int) -> list[str]:
@@ -378,5 +371,5 @@ def _login_names(account_id: int) -> list[str]:
 def forgot_done(rid: str) -> BaseResponse:
     reset = _load(rid)
     if not reset.done:
-        return redirect(url_for("flows.forgot_otp", rid=reset.id))
+        return redirect(url_for("signin.forgot_otp", rid=reset.id))
     return _page("forgot_done.html", reset)

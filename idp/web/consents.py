@@ -1,24 +1,11 @@
-"""Consent: what a relying party asks to receive, in plain words; remembered per person and party."""
+"""What a relying party asks to receive, in plain words: one line per scope, then one per claim asked
+for on its own (the consent page and the account area's consents page say the same)."""
 
 from __future__ import annotations
 
-from flask import abort, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
-from werkzeug.wrappers import Response as BaseResponse
 
-from idp.flows.pages import (
-    ActionForm,
-    bp,
-    expired,
-    load_interaction,
-    page,
-)
-from idp.identity import consents
 from idp.identity.claims import SCOPE_CLAIMS
-from idp.runtime import runtime
-from idp.sessions.browser import client_address, sso_cookie
-from idp.sessions.interaction import Interaction
-from idp.store.models import db
 
 SCOPE_TEXT = {
     "openid": _l("Biết bạn đã đăng nhập (mã định danh ẩn danh của bạn tại cổng này)"),
@@ -68,35 +55,3 @@ def describe_consent(scope: str, claims: list[str] | str) -> list[str]:
         if not (c.endswith("_verified") and c.removesuffix("_verified") in shown | by_scope)
     ]
     return lines
-
-
-# -- consent -----------------------------------------------------------------------------------
-@bp.route("/consent/<ix_id>", methods=["GET", "POST"])
-def consent(ix_id: str) -> BaseResponse:
-    ix = load_interaction(ix_id)
-    rt = runtime()
-    form = ActionForm()
-    if request.method == "GET":
-        return page("consent.html", ix, form=form, scopes=describe_consent(ix.scope, ix.claims))
-    if not form.validate_on_submit():
-        abort(400)
-    if request.form.get("decision") != "allow":
-        ix.cancelled = True
-        rt.interactions.save(ix)
-        return redirect(url_for("oidc.resume", ix_id=ix.id))
-    account_id = _signed_in_account(ix)
-    if account_id is None:
-        return expired()
-    consents.grant(account_id, ix.client_id, ix.scope, ix.claims, ip=client_address())
-    db.session.commit()
-    ix.consent_given = True
-    rt.interactions.save(ix)
-    return redirect(url_for("oidc.resume", ix_id=ix.id))
-
-
-def _signed_in_account(ix: Interaction) -> int | None:
-    """The person consenting: who signed in during this interaction, else the SSO session's person."""
-    if ix.result is not None:
-        return ix.result.account_id
-    session = runtime().sessions.load(sso_cookie())
-    return session.account_id if session is not None else None

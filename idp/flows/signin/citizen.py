@@ -7,14 +7,22 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
-from wtforms import BooleanField, PasswordField, StringField
+from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from idp.flows import captcha
-from idp.flows.pages import (
-    ActionForm,
-    bp,
-    client_address,
+from idp.flows.signin import bp
+from idp.identity import remembered_devices
+from idp.identity.accounts import CITIZEN, find_citizen, verified_phones
+from idp.identity.identifiers import is_id_number, is_legacy_id, mask_phone
+from idp.runtime import runtime
+from idp.sessions import remember
+from idp.sessions.browser import client_address, renew_binding
+from idp.sessions.interaction import Interaction
+from idp.sessions.otp import OtpSendRefused, refusal_message
+from idp.store.models import Account, Phone, db
+from idp.web import captcha
+from idp.web.forms import ActionForm, OtpForm
+from idp.web.pages import (
     finish_login,
     load_interaction,
     lockout_message,
@@ -22,15 +30,6 @@ from idp.flows.pages import (
     otp_refusal,
     page,
 )
-from idp.identity import remembered_devices
-from idp.identity.accounts import CITIZEN, find_citizen, verified_phones
-from idp.identity.identifiers import is_id_number, is_legacy_id, mask_phone
-from idp.runtime import runtime
-from idp.sessions import remember
-from idp.sessions.browser import renew_binding
-from idp.sessions.interaction import Interaction
-from idp.sessions.otp import OtpSendRefused, refusal_message
-from idp.store.models import Account, Phone, db
 
 OTP_PURPOSE = "login"
 LOGIN_AMR = ["pwd", "otp", "sms", "mfa"]
@@ -39,11 +38,6 @@ LOGIN_AMR = ["pwd", "otp", "sms", "mfa"]
 class CitizenLoginForm(FlaskForm):
     username = StringField(validators=[DataRequired(), Length(max=20)])
     password = PasswordField(validators=[DataRequired(), Length(max=128)])
-
-
-class OtpForm(FlaskForm):
-    otp = StringField(validators=[DataRequired(), Length(max=10)])
-    remember = BooleanField()
 
 
 # -- citizen door: ID number + password -------------------------------------------------------
@@ -140,7 +134,7 @@ def citizen(ix_id: str) -> BaseResponse:
     # the OTP page builds its form afresh.)
     renew_binding()
     if ix.pending_account_id == account_id and rt.otp.remaining_seconds(ix.otp_challenge) > 0:
-        return redirect(url_for("flows.otp", ix_id=ix.id))
+        return redirect(url_for("signin.otp", ix_id=ix.id))
     return start_otp(ix, account_id, phones[0])
 
 
@@ -187,7 +181,7 @@ def start_otp(ix: Interaction, account_id: int, phone: str) -> BaseResponse:
     runtime().interactions.save(ix)
     if error:
         return _otp_page(ix, status=429, error=error)
-    return redirect(url_for("flows.otp", ix_id=ix.id))
+    return redirect(url_for("signin.otp", ix_id=ix.id))
 
 
 def begin_step_up(ix: Interaction, account_id: int, amr: list[str]) -> BaseResponse | None:
@@ -209,7 +203,7 @@ def begin_step_up(ix: Interaction, account_id: int, amr: list[str]) -> BaseRespo
     ix.extra["step_up"] = True
     ix.pending_account_id, ix.otp_phone, ix.otp_challenge = account_id, phones[0], None
     runtime().interactions.save(ix)
-    return redirect(url_for("flows.otp", ix_id=ix.id))
+    return redirect(url_for("signin.otp", ix_id=ix.id))
 
 
 # -- citizen door: OTP -------------------------------------------------------------------------
@@ -270,7 +264,7 @@ def otp(ix_id: str) -> BaseResponse:
     ix = load_interaction(ix_id)
     rt = runtime()
     if not ix.pending_account_id or not ix.otp_phone:
-        return redirect(url_for("flows.citizen", ix_id=ix.id))
+        return redirect(url_for("signin.citizen", ix_id=ix.id))
     form = OtpForm()
     if request.method == "GET":
         sent = request.args.get("sent") and ix.otp_challenge
@@ -300,14 +294,14 @@ def otp(ix_id: str) -> BaseResponse:
 def otp_resend(ix_id: str) -> BaseResponse:
     ix = load_interaction(ix_id)
     if not ix.pending_account_id or not ix.otp_phone:
-        return redirect(url_for("flows.citizen", ix_id=ix.id))
+        return redirect(url_for("signin.citizen", ix_id=ix.id))
     if not ActionForm().validate_on_submit():
         abort(400)
     error = _send_or_refuse(ix, ix.otp_phone)
     if error:
         return _otp_page(ix, status=429, error=error)
     runtime().interactions.save(ix)
-    return redirect(url_for("flows.otp", ix_id=ix.id, sent=1))
+    return redirect(url_for("signin.otp", ix_id=ix.id, sent=1))
 
 
 @bp.post("/login/<ix_id>/otp/phone")
@@ -315,7 +309,7 @@ def otp_phone(ix_id: str) -> BaseResponse:
     """Chọn phương thức nhận OTP khác: a new code to another verified phone of the account."""
     ix = load_interaction(ix_id)
     if not ix.pending_account_id or not ix.otp_phone:
-        return redirect(url_for("flows.citizen", ix_id=ix.id))
+        return redirect(url_for("signin.citizen", ix_id=ix.id))
     form = PhoneChoiceForm()
     valid = form.validate_on_submit()
     if form.csrf_token.errors:
@@ -328,4 +322,4 @@ def otp_phone(ix_id: str) -> BaseResponse:
     if error:
         return _otp_page(ix, status=429, error=error)
     runtime().interactions.save(ix)
-    return redirect(url_for("flows.otp", ix_id=ix.id, sent=1))
+    return redirect(url_for("signin.otp", ix_id=ix.id, sent=1))

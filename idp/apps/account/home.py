@@ -1,66 +1,38 @@
-"""The account area (/account): the signed-in person's own pages — sessions and devices, consents.
+"""The account area's own pages: home, sessions and devices, consents; and its sign-in callback.
 
-Signing in. The account area is a relying party of idp itself: the built-in public client
-``idp-account`` (idp.clients.account_client: PKCE, redirect URI ``{issuer}/account/callback``).
-A person who opens an account page without having signed in here is sent through /authorize as
-from any portal — the same chooser, doors, OTP and acr rules; an SSO session already open answers
-at once — and /account/callback redeems the code (``runtime().redeem_code``) and checks that it
-belongs to this browser's SSO session. The account area stays signed in exactly as long as that
-SSO session: signing out anywhere signs it out too.
-
-Other account pages (password change, …) use the same gate: decorate the view with ``signed_in``
-(or ``signed_in(recent=True)`` for a sensitive action: it demands a sign-in within
-ACCOUNT_RECENT_SIGNIN seconds and sends the person through the sign-in pages again otherwise) and
-read who it is with ``current_person()``::
-
-    from idp.flows.account import current_person, signed_in
-
-    @bp.route("/account/password", methods=["GET", "POST"])
-    @signed_in(recent=True)     # a POST route with recent=True should also answer GET
-    def change_password() -> BaseResponse:
-        me = current_person()   # me.account_id, me.session (the SsoSession of this browser)
-        for other in runtime().sessions.sessions_of(me.account_id):
-            if other.sid != me.session.sid:
-                runtime().end_session(other, "password_changed")  # + back-channel logout
+The account area is a relying party of idp itself (the built-in public client ``idp-account``):
+idp.apps.gate signs people in to it and guards every page with ``signed_in``.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import functools
-import hashlib
-import json
-import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
-from urllib.parse import urlencode, urlsplit
+from typing import Any, TypeVar
 
-from flask import Response, abort, g, redirect, render_template, request, session, url_for
-from flask_babel import get_locale
+from flask import Response, abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from werkzeug.wrappers import Response as BaseResponse
 
+from idp.apps import gate
+from idp.apps.account import bp
+from idp.apps.gate import SignedInPerson, current_person, is_recent, signed_in
 from idp.clients import ACCOUNT_CLIENT_ID
-from idp.flows.consent import describe_consent
-from idp.flows.pages import ActionForm, bp
 from idp.identity import audit
 from idp.identity.identifiers import mask_id, mask_phone
 from idp.identity.remembered_devices import forget_all
 from idp.runtime import runtime
-from idp.sessions.browser import browser_id, client_address, drop_sso_cookie, sso_cookie
+from idp.sessions.browser import client_address, drop_sso_cookie
 from idp.sessions.sso import SsoSession
 from idp.store.models import Account, Consent, Grant, db, utcnow
+from idp.web.consents import describe_consent
+from idp.web.forms import ActionForm
+from idp.web.pages import vietnam_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-ACCOUNT_SID = "account_sid"  # Flask session key: the SSO session the account area signed in with
-PENDING_PREFIX = "acct_login:"
-VIETNAM = dt.timezone(dt.timedelta(hours=7), "ICT")
 
 # The built-in client's name (idp.clients.ACCOUNT_CLIENT_NAME), a msgid shown on the sign-in pages.
 ACCOUNT_AREA_NAME = _l("trang quản lý tài khoản")
@@ -78,159 +50,19 @@ NOTICES = {
 }
 
 
-# -- the gate: who is signed in here -------------------------------------------------------------
-@dataclass(frozen=True)
-class SignedInPerson:
-    account_id: int
-    session: SsoSession
-
-
-def current_person() -> SignedInPerson:
-    """The person the account page serves (inside a view decorated with ``signed_in``)."""
-    me = g.get("signed_in_person")
-    if me is None:
-        raise RuntimeError("current_person() outside a view decorated with signed_in")
-    return cast(SignedInPerson, me)
-
-
-def is_recent(s: SsoSession) -> bool:
-    return time.time() - s.auth_time <= runtime().config["ACCOUNT_RECENT_SIGNIN"]
-
-
-def _signed_in_here() -> SignedInPerson | None:
-    sso = runtime().sessions.load(sso_cookie())
-    if sso is None or session.get(ACCOUNT_SID) != sso.sid:
-        return None
-    status = db.session.execute(select(Account.status).where(Account.id == sso.account_id)).scalar()
-    if status != "active":
-        return None  # /authorize ends the session of a locked account and asks to sign in
-    return SignedInPerson(sso.account_id, sso)
-
-
-def signed_in(view: F | None = None, *, recent: bool = False) -> Any:
-    """Let the view run only for a person signed in to the account area (see the module doc)."""
-
-    def decorate(fn: F) -> F:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            me = _signed_in_here()
-            back = _back_after_sign_in()
-            if me is None:
-                return begin_sign_in(back)
-            if recent and not is_recent(me.session):
-                return begin_sign_in(back, max_age=runtime().config["ACCOUNT_RECENT_SIGNIN"])
-            g.signed_in_person = me
-            return fn(*args, **kwargs)
-
-        return cast(F, wrapper)
-
-    return decorate(view) if view is not None else decorate
-
-
-def _back_after_sign_in() -> str:
-    """Where to come back to: this page, or for a form post the page if it answers GET too (a
-    post cannot be replayed after the sign-in pages), else the account's home."""
-    if request.method == "GET":
-        return request.full_path.rstrip("?")
-    rule = request.url_rule
-    if rule is not None and rule.methods is not None and "GET" in rule.methods:
-        return request.path
-    return url_for("flows.account_home")
-
-
-def _safe_next(value: str | None) -> str:
-    """Only a path of the account area: never another site, never a protocol endpoint."""
-    home = url_for("flows.account_home")
-    if not value or len(value) > 300 or "\\" in value or ".." in value:
-        return home
-    # urlsplit drops tabs and line breaks and strips spaces before it parses: what it checked
-    # must be exactly what is returned (a CR LF here once reached a Location header).
-    if not value.isprintable() or value != value.strip():
-        return home
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc or parts.fragment:
-        return home
-    if not (parts.path == "/account" or parts.path.startswith("/account/")):
-        return home
-    if parts.path.startswith("/account/callback"):
-        return home
-    return value
-
-
-def pkce_pair() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def begin_sign_in(next_path: str, max_age: int | None = None) -> BaseResponse:
-    """Send the browser through /authorize as the account area's relying party."""
-    rt = runtime()
-    state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(16)
-    verifier, challenge = pkce_pair()
-    pending = {
-        "browser": browser_id(create=True),
-        "verifier": verifier,
-        "nonce": nonce,
-        "next": _safe_next(next_path),
-        "max_age": max_age,
-    }
-    rt.store.set(PENDING_PREFIX + state, json.dumps(pending), rt.config["INTERACTION_LIFETIME"])
-    params = {
-        "response_type": "code",
-        "client_id": ACCOUNT_CLIENT_ID,
-        "redirect_uri": _redirect_uri(),
-        "scope": "openid",
-        "state": state,
-        "nonce": nonce,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "ui_locales": str(get_locale()),
-    }
-    if max_age is not None:
-        params["max_age"] = str(max_age)
-    return redirect(url_for("oidc.authorize") + "?" + urlencode(params), 303)
-
-
-def _redirect_uri() -> str:
-    return str(runtime().config["ISSUER"]) + "/account/callback"
-
-
 @bp.get("/account/login")
 def account_login() -> BaseResponse:
-    return begin_sign_in(request.args.get("next") or "/account")
+    return gate.begin_sign_in(request.args.get("next") or "/account")
 
 
 @bp.get("/account/callback")
 def account_callback() -> BaseResponse:
-    rt = runtime()
-    state = request.args.get("state", "")
-    raw = rt.store.take(PENDING_PREFIX + state) if 20 <= len(state) <= 64 else None
-    pending = json.loads(raw) if raw else None
-    if (
-        pending is None
-        or pending["browser"] != browser_id(create=False)
-        or request.args.get("iss") != rt.config["ISSUER"]
-    ):
+    done = gate.finish_sign_in()
+    if done.cancelled:
+        return redirect(url_for("account.account_signed_out", cancelled=1, next=done.next), 303)
+    if done.next is None:
         return _expired()
-    if "error" in request.args:
-        if request.args["error"] == "access_denied":  # the person cancelled at the chooser
-            return redirect(url_for("flows.account_signed_out", cancelled=1, next=pending["next"]), 303)
-        return _expired()
-    redeemed = rt.redeem_code(
-        request.args.get("code", ""), ACCOUNT_CLIENT_ID, _redirect_uri(), pending["verifier"]
-    )
-    sso = rt.sessions.load(sso_cookie())
-    if (
-        redeemed is None
-        or sso is None
-        or redeemed.sid != sso.sid
-        or redeemed.nonce != pending["nonce"]
-        or (pending["max_age"] is not None and time.time() - redeemed.auth_time > pending["max_age"] + 60)
-    ):
-        return _expired()
-    session[ACCOUNT_SID] = sso.sid
-    return redirect(pending["next"], 303)
+    return redirect(done.next, 303)
 
 
 def _expired() -> BaseResponse:
@@ -254,18 +86,6 @@ def _render(template: str, status: int = 200, **context: Any) -> BaseResponse:
 def _notice() -> str | None:
     notice = NOTICES.get(request.args.get("done", ""))
     return str(notice) if notice else None
-
-
-def vietnam_time(epoch: int | float | dt.datetime) -> str:
-    """dd/mm/yyyy HH:MM in Vietnam time (DESIGN §7: dates dd/mm/yyyy)."""
-    if isinstance(epoch, dt.datetime):
-        moment = epoch.replace(tzinfo=dt.UTC).astimezone(VIETNAM)
-    else:
-        moment = dt.datetime.fromtimestamp(epoch, VIETNAM)
-    return moment.strftime("%H:%M, %d/%m/%Y")
-
-
-bp.add_app_template_filter(vietnam_time, "vietnam_time")
 
 
 def device_label(s: SsoSession) -> str:
@@ -382,8 +202,8 @@ def _end(me: SignedInPerson, s: SsoSession, reason: str) -> None:
 def _signed_out(all_devices: bool) -> BaseResponse:
     """Drop this browser's SSO cookie and show the signed-out page (a GET, so that the language
     switch and a reload work)."""
-    session.pop(ACCOUNT_SID, None)
-    response = redirect(url_for("flows.account_signed_out", everywhere=1 if all_devices else None), 303)
+    gate.forget()
+    response = redirect(url_for("account.account_signed_out", everywhere=1 if all_devices else None), 303)
     drop_sso_cookie(response)
     return response
 
@@ -394,7 +214,7 @@ def account_signed_out() -> BaseResponse:
         "account/signed_out.html",
         cancelled=bool(request.args.get("cancelled")),
         all_devices=bool(request.args.get("everywhere")),
-        next_path=_safe_next(request.args.get("next")),
+        next_path=gate.safe_next(request.args.get("next")),
     )
 
 
@@ -407,12 +227,12 @@ def account_end_session() -> BaseResponse:
     sid = request.form.get("sid", "")
     target = next((s for s in runtime().sessions.sessions_of(me.account_id) if s.sid == sid), None)
     if target is None:
-        return redirect(url_for("flows.account_sessions", done="signed_out_gone"), 303)
+        return redirect(url_for("account.account_sessions", done="signed_out_gone"), 303)
     if target.sid == me.session.sid:
         _end(me, target, "account_signout_this")
         return _signed_out(all_devices=False)
     _end(me, target, "account_signout_other")
-    return redirect(url_for("flows.account_sessions", done="signed_out_one"), 303)
+    return redirect(url_for("account.account_sessions", done="signed_out_one"), 303)
 
 
 @bp.post("/account/sessions/end-all")
@@ -423,8 +243,8 @@ def account_end_all() -> BaseResponse:
         abort(400)
     if not is_recent(me.session):
         # A sensitive action: the person proves again who they are (max_age), then confirms.
-        return begin_sign_in(
-            url_for("flows.account_sessions", confirm="all"),
+        return gate.begin_sign_in(
+            url_for("account.account_sessions", confirm="all"),
             max_age=runtime().config["ACCOUNT_RECENT_SIGNIN"],
         )
     # "Everywhere" includes browsers remembered to skip the OTP: they must sign in fully again.
@@ -505,7 +325,7 @@ def account_revoke_consent() -> BaseResponse:
     ).scalar_one_or_none()
     if consent is None:
         db.session.rollback()
-        return redirect(url_for("flows.account_consents"), 303)
+        return redirect(url_for("account.account_consents"), 303)
     grant_ids = list(
         db.session.execute(
             select(Grant.id).where(
@@ -531,4 +351,4 @@ def account_revoke_consent() -> BaseResponse:
     )
     db.session.commit()
     runtime().withdraw_client(me.account_id, client_id, grant_ids, "consent_revoked")
-    return redirect(url_for("flows.account_consents", done="revoked"), 303)
+    return redirect(url_for("account.account_consents", done="revoked"), 303)

@@ -1,6 +1,6 @@
 """Regenerate the Vietnamese digit voices of the audio captcha (run by hand, not at run time).
 
-    apt-get install espeak-ng && python idp/flows/captcha_voices/make_voices.py
+    apt-get install espeak-ng && python idp/web/captcha_voices/make_voices.py
 
 espeak-ng's Vietnamese voice speaks each digit; the result is converted to what the captcha
 package's AudioCaptcha reads: one folder per character holding 8 kHz, 8-bit unsigned, mono WAV.

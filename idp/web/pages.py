@@ -4,31 +4,26 @@ rendering, messages, and finishing a sign-in so that the authorization request r
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
-from flask import Blueprint, Response, abort, g, redirect, render_template, url_for
+from flask import Response, abort, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.clients import ACCOUNT_CLIENT_ID
 from idp.identity import audit
 from idp.identity.assurance import session_acr
+from idp.identity.identifiers import VIETNAM
 from idp.runtime import runtime
 from idp.sessions.browser import browser_id, client_address, renew_binding
 from idp.sessions.interaction import Interaction, LoginResult
 from idp.sessions.otp import OtpCheck, OtpOutcome
 from idp.sessions.throttle import Throttle
 from idp.store.models import Account, db
-
-bp = Blueprint("flows", __name__)
-
-
-class ActionForm(FlaskForm):
-    """A button with nothing but the CSRF token (resend, cancel, consent)."""
 
 
 def load_interaction(ix_id: str) -> Interaction:
@@ -134,3 +129,12 @@ def finish_login(ix: Interaction, account_id: int, amr: list[str], door: str = "
     # sign-in cannot resume the authorization (and receive the code and the SSO cookie).
     renew_binding()
     return redirect(url_for("oidc.resume", ix_id=ix.id))
+
+
+def vietnam_time(epoch: int | float | dt.datetime) -> str:
+    """dd/mm/yyyy HH:MM in Vietnam time (DESIGN §7: dates dd/mm/yyyy)."""
+    if isinstance(epoch, dt.datetime):
+        moment = epoch.replace(tzinfo=dt.UTC).astimezone(VIETNAM)
+    else:
+        moment = dt.datetime.fromtimestamp(epoch, VIETNAM)
+    return moment.strftime("%H:%M, %d/%m/%Y")

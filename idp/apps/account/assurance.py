@@ -2,7 +2,7 @@
 proofs behind it, and raising level 2 to level 3 with a digital signature (DESIGN §4, seed 003).
 
 The person signs a fresh challenge with a "Sim ký số" or a "USB ký số" (the same steps as
-registration, idp.flows.registration_certificate); a certificate naming the account's own ID
+registration, idp.flows.register.certificate); a certificate naming the account's own ID
 number raises the person's level to 3 (idp.identity.registration.raise_assurance, audited); one
 naming someone else is refused with its own message, and nothing is written. The level shows in
 the next sign-in's ID token: acr is min(identity level, sign-in strength).
@@ -25,9 +25,20 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import StringField
 from wtforms.validators import Length
 
-from idp.flows.account import current_person, signed_in, vietnam_time
-from idp.flows.pages import ActionForm, bp, lockout_message
-from idp.flows.registration_certificate import (
+from idp.apps.account import bp
+from idp.apps.gate import current_person, signed_in
+from idp.identity.assurance import session_acr
+from idp.identity.identifiers import InvalidIdentifier, mask_phone, normalize_phone
+from idp.identity.registration import IdentityMismatch, proofs_of, raise_assurance
+from idp.runtime import runtime
+from idp.sessions.browser import browser_id, client_address, sso_cookie
+from idp.sessions.interaction import Interaction
+from idp.store.models import Account, db
+from idp.verifiers.base import VerifierError
+from idp.verifiers.signature import MALFORMED, CertificateRefused, ChainInput
+from idp.web.forms import ActionForm
+from idp.web.pages import lockout_message, vietnam_time
+from idp.web.signing import (
     POLL_SECONDS,
     attribute,
     confirmation_code,
@@ -39,15 +50,6 @@ from idp.flows.registration_certificate import (
     usb_context,
     verify_signed,
 )
-from idp.identity.assurance import session_acr
-from idp.identity.identifiers import InvalidIdentifier, mask_phone, normalize_phone
-from idp.identity.registration import IdentityMismatch, proofs_of, raise_assurance
-from idp.runtime import runtime
-from idp.sessions.browser import browser_id, client_address, sso_cookie
-from idp.sessions.interaction import Interaction
-from idp.store.models import Account, db
-from idp.verifiers.base import VerifierError
-from idp.verifiers.signature import MALFORMED, CertificateRefused, ChainInput
 
 log = logging.getLogger("idp.assurance")
 
@@ -97,7 +99,7 @@ def _load(aid: str) -> dict[str, Any]:
     raw = runtime().store.get(_key(aid)) if 0 < len(aid) <= 64 else None
     state = json.loads(raw) if raw else None
     if state is None or state["account_id"] != me.account_id or state["sid"] != me.session.sid:
-        abort(redirect(url_for("flows.account_assurance", done="expired"), 303))
+        abort(redirect(url_for("account.account_assurance", done="expired"), 303))
     return state
 
 
@@ -225,7 +227,7 @@ def _can_raise() -> bool:
 @signed_in
 def account_assurance_sim() -> BaseResponse:
     if request.method == "GET":
-        return redirect(url_for("flows.account_assurance"))
+        return redirect(url_for("account.account_assurance"))
     form = SimForm()
     if not form.validate_on_submit() or not _can_raise():
         return _page(400, error=_("Trang đã mở quá lâu. Vui lòng thử lại."))
@@ -258,7 +260,7 @@ def account_assurance_sim() -> BaseResponse:
             503, error=_("Dịch vụ ký số qua Sim tạm thời chưa trả lời. Vui lòng thử lại sau ít phút.")
         )
     _save(aid, state)
-    return redirect(url_for("flows.account_assurance_sim_wait", aid=aid), 303)
+    return redirect(url_for("account.account_assurance_sim_wait", aid=aid), 303)
 
 
 def _sim_page(aid: str, state: dict[str, Any], status: int = 200, notice: str | None = None) -> BaseResponse:
@@ -270,9 +272,9 @@ def _sim_page(aid: str, state: dict[str, Any], status: int = 200, notice: str | 
         error=None,
         masked_phone=mask_phone(state["sim_phone"]),
         code=state["code"],
-        action=url_for("flows.account_assurance_sim_wait", aid=aid),
-        status_url=url_for("flows.account_assurance_sim_status", aid=aid),
-        restart_url=url_for("flows.account_assurance"),
+        action=url_for("account.account_assurance_sim_wait", aid=aid),
+        status_url=url_for("account.account_assurance_sim_status", aid=aid),
+        restart_url=url_for("account.account_assurance"),
         poll_seconds=POLL_SECONDS,
     )
     return Response(body, status=status, mimetype="text/html")
@@ -333,12 +335,12 @@ def account_assurance_sim_status(aid: str) -> BaseResponse:
 @signed_in
 def account_assurance_usb() -> BaseResponse:
     if request.method == "GET":
-        return redirect(url_for("flows.account_assurance"))
+        return redirect(url_for("account.account_assurance"))
     if not ActionForm().validate_on_submit() or not _can_raise():
         return _page(400, error=_("Trang đã mở quá lâu. Vui lòng thử lại."))
     aid, state, _challenge = _start("usb")
     _save(aid, state)
-    return redirect(url_for("flows.account_assurance_usb_sign", aid=aid), 303)
+    return redirect(url_for("account.account_assurance_usb_sign", aid=aid), 303)
 
 
 @bp.get("/account/assurance/<aid>/usb")
@@ -352,7 +354,7 @@ def account_assurance_usb_sign(aid: str) -> BaseResponse:
         section="assurance",
         error=None,
         notice=None,
-        **usb_context(state, url_for("flows.account_assurance_signature", aid=aid)),
+        **usb_context(state, url_for("account.account_assurance_signature", aid=aid)),
     )
     return Response(body, mimetype="text/html")
 
@@ -422,4 +424,6 @@ def _accept(aid: str, state: dict[str, Any], signature: bytes, chain: ChainInput
             runtime().sessions.reauthenticate(
                 cookie, sso, auth_time=sso.auth_time, acr=session_acr(level, sso.amr), amr=sso.amr, loa=level
             )
-    return redirect(url_for("flows.account_assurance", done="raised" if level > before else "confirmed"), 303)
+    return redirect(
+        url_for("account.account_assurance", done="raised" if level > before else "confirmed"), 303
+    )

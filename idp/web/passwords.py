@@ -2,8 +2,8 @@
 of a new password typed twice, and the change itself (SQL in one transaction with its audit event,
 then the end of the person's other SSO sessions with back-channel logout).
 
-Used by the forgotten-password flow (idp.flows.password_reset) and the change of password by a
-signed-in person (idp.flows.password_change); registration pages can use the same pieces.
+Used by the forgotten-password flow (idp.flows.signin.password_reset) and the change of password by a
+signed-in person (idp.apps.account.password); registration pages can use the same pieces.
 """
 
 from __future__ import annotations

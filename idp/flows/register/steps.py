@@ -39,18 +39,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import StringField
 from wtforms.validators import Length
 
-from idp.flows import captcha
-from idp.flows.citizen import OtpForm
-from idp.flows.pages import (
-    ActionForm,
-    bp,
-    client_address,
-    client_name_of,
-    lockout_message,
-    minutes,
-    otp_refusal,
-)
-from idp.flows.password import POLICY_TEXTS, NewPasswordForm
+from idp.flows.register import bp
 from idp.identity.accounts import AlreadyRegistered
 from idp.identity.identifiers import (
     InvalidIdentifier,
@@ -67,7 +56,7 @@ from idp.identity.identifiers import (
 from idp.identity.passwords import check_policy
 from idp.identity.registration import ProvenIdentity, register_citizen, registered_number
 from idp.runtime import runtime
-from idp.sessions.browser import browser_id, renew_binding
+from idp.sessions.browser import browser_id, client_address, renew_binding
 from idp.sessions.interaction import Interaction
 from idp.sessions.otp import OtpSendRefused, refusal_message
 from idp.sessions.records import BrowserRecords
@@ -78,6 +67,10 @@ from idp.verifiers.base import (
     VerifierRejected,
     VerifierUnavailable,
 )
+from idp.web import captcha
+from idp.web.forms import ActionForm, OtpForm
+from idp.web.pages import client_name_of, lockout_message, minutes, otp_refusal
+from idp.web.passwords import POLICY_TEXTS, NewPasswordForm
 
 log = logging.getLogger("idp.registration")
 
@@ -119,7 +112,7 @@ class Registration:
     phone_verified: bool = False
     account_id: int | None = None
     done: bool = False
-    # What a certificate method keeps between its steps (idp.flows.registration_certificate).
+    # What a certificate method keeps between its steps (idp.flows.register.certificate).
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -426,7 +419,7 @@ def register_form(method: str) -> BaseResponse:
     if wait:
         return again(429, lockout_message(wait), field_errors={})
     reg = start(method, "citizen")
-    retry = url_for("flows.register_form", method=method, ix=reg.ix_id)
+    retry = url_for("register.register_form", method=method, ix=reg.ix_id)
     try:
         outcome = CHECKS[method](reg, entered)
     except VerifierError as error:
@@ -573,7 +566,7 @@ def send_first_otp(reg: Registration) -> BaseResponse:
     save(reg)
     if notice is not None:
         return otp_page(reg, 429, refusal_message(notice, runtime().config["SUPPORT_HOTLINE"]))
-    return redirect(url_for("flows.register_otp", rid=reg.id))
+    return redirect(url_for("register.register_otp", rid=reg.id))
 
 
 def otp_page(
@@ -596,10 +589,10 @@ def otp_page(
 
 def next_step(reg: Registration) -> BaseResponse:
     if reg.done:
-        return redirect(url_for("flows.register_done", rid=reg.id))
+        return redirect(url_for("register.register_done", rid=reg.id))
     if reg.phone_verified:
-        return redirect(url_for("flows.register_password", rid=reg.id))
-    return redirect(url_for("flows.register_otp", rid=reg.id))
+        return redirect(url_for("register.register_password", rid=reg.id))
+    return redirect(url_for("register.register_otp", rid=reg.id))
 
 
 @bp.route("/register/<rid>/otp", methods=["GET", "POST"])
@@ -625,7 +618,7 @@ def register_otp(rid: str) -> BaseResponse:
     renew_binding()  # the phone is proven: a copy of the cookie taken before cannot finish this
     reg.phone_verified = True
     save(reg)
-    return redirect(url_for("flows.register_password", rid=reg.id))
+    return redirect(url_for("register.register_password", rid=reg.id))
 
 
 @bp.post("/register/<rid>/resend")
@@ -640,7 +633,7 @@ def register_resend(rid: str) -> BaseResponse:
     except OtpSendRefused as refused:
         return otp_page(reg, 429, refusal_message(refused, runtime().config["SUPPORT_HOTLINE"]))
     save(reg)
-    return redirect(url_for("flows.register_otp", rid=reg.id, sent=1))
+    return redirect(url_for("register.register_otp", rid=reg.id, sent=1))
 
 
 # -- step 3: the password, twice; the account ----------------------------------------------------
@@ -716,10 +709,10 @@ def register_password(rid: str) -> BaseResponse:
     reg.expires_at = time.time() + 900
     save(reg)
     log.info("registration %s by %s done: account %s", reg.id[:8], reg.method, reg.account_id)
-    return redirect(url_for("flows.register_done", rid=reg.id))
+    return redirect(url_for("register.register_done", rid=reg.id))
 
 
-# Certificate methods finish differently (an enterprise, a username): idp.flows.registration_certificate
+# Certificate methods finish differently (an enterprise, a username): idp.flows.register.certificate
 # adds its own checks of extra fields on the password page and its own way of writing the account.
 FINISH_CHECKS: dict[str, Any] = {}
 FINISHERS: dict[str, Any] = {}

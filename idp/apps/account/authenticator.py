@@ -16,9 +16,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.flows.account import current_person, signed_in
-from idp.flows.organization import EnrolForm, enrolment_context, second_factor_keys
-from idp.flows.pages import ActionForm, bp
+from idp.apps.account import bp
+from idp.apps.gate import current_person, signed_in
 from idp.identity.organizations import ORGANIZATION, role_names
 from idp.identity.totp import (
     confirm_totp,
@@ -30,6 +29,8 @@ from idp.identity.totp import (
 from idp.runtime import runtime
 from idp.sessions.browser import client_address
 from idp.store.models import Account, db
+from idp.web.forms import ActionForm, EnrolForm
+from idp.web.totp import enrolment_context, second_factor_keys
 
 PENDING_TTL = 900  # seconds a new secret waits for its first code
 ROLE_NAMES = {"admin": _l("Quản trị viên"), "staff": _l("Cán bộ")}
@@ -86,9 +87,9 @@ def account_authenticator_setup() -> BaseResponse:
     context = {
         **enrolment_context(secret, username),
         "form": form,
-        "action": url_for("flows.account_authenticator_setup"),
+        "action": url_for("account.account_authenticator_setup"),
         "ask_password": False,
-        "back": url_for("flows.account_authenticator"),
+        "back": url_for("account.account_authenticator"),
         "skip": None,
         "ix": None,
     }
@@ -114,7 +115,7 @@ def account_authenticator_setup() -> BaseResponse:
         codes=enrolment.recovery_codes,
         enrolled=True,
         action=None,
-        back=url_for("flows.account_authenticator", done="enrolled"),
+        back=url_for("account.account_authenticator", done="enrolled"),
     )
 
 
@@ -125,7 +126,7 @@ def account_recovery_codes() -> BaseResponse:
     account_id = account.id
     if request.method == "GET" or totp_confirmed_at(account_id) is None:
         db.session.rollback()
-        return redirect(url_for("flows.account_authenticator"), 303)
+        return redirect(url_for("account.account_authenticator"), 303)
     if not ActionForm().validate_on_submit():
         abort(400)
     codes = regenerate_recovery_codes(
@@ -136,5 +137,5 @@ def account_recovery_codes() -> BaseResponse:
         codes=codes,
         enrolled=False,
         action=None,
-        back=url_for("flows.account_authenticator"),
+        back=url_for("account.account_authenticator"),
     )

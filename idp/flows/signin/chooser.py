@@ -12,10 +12,12 @@ from __future__ import annotations
 from flask import abort, redirect, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.flows.pages import ActionForm, bp, load_interaction, page
+from idp.flows.signin import bp
 from idp.identity.identifiers import is_id_number, is_legacy_id
 from idp.runtime import runtime
 from idp.sessions.interaction import Interaction
+from idp.web.forms import ActionForm
+from idp.web.pages import load_interaction, page
 
 DOORS = ("national-portal", "vneid", "organization", "citizen")
 
@@ -24,17 +26,17 @@ DOORS = ("national-portal", "vneid", "organization", "citizen")
 def login(ix_id: str) -> BaseResponse:
     ix = load_interaction(ix_id)
     if ix.pending_account_id and ix.otp_challenge:
-        return redirect(url_for("flows.otp", ix_id=ix.id))
+        return redirect(url_for("signin.otp", ix_id=ix.id))
     if ix.door == "register" and not ix.door_taken:
         # prompt=create: the registration pages, which lead back to this sign-in when done.
         ix.door_taken = True
         runtime().interactions.save(ix)
-        return redirect(url_for("flows.register", ix=ix.id))
+        return redirect(url_for("register.register", ix=ix.id))
     named = door_named(ix)
     if named and not ix.door_taken:
         ix.door_taken = True
         runtime().interactions.save(ix)
-        return redirect(url_for("flows.door", ix_id=ix.id, kind=named))
+        return redirect(url_for("signin.door", ix_id=ix.id, kind=named))
     return page("chooser.html", ix, doors=DOORS)
 
 
@@ -52,9 +54,9 @@ def door_named(ix: Interaction) -> str | None:
 def door(ix_id: str, kind: str) -> BaseResponse:
     ix = load_interaction(ix_id)
     if kind == "citizen":
-        return redirect(url_for("flows.citizen", ix_id=ix.id))
+        return redirect(url_for("signin.citizen", ix_id=ix.id))
     if kind == "organization":
-        return redirect(url_for("flows.organization", ix_id=ix.id))
+        return redirect(url_for("signin.organization", ix_id=ix.id))
     if kind not in DOORS:
         abort(404)
     return page("door_unavailable.html", ix, status=503, kind=kind)

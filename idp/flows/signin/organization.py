@@ -9,22 +9,38 @@ flood of wrong citizen logins never locks staff out and the reverse.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from flask import abort, current_app, redirect, request, url_for
+from flask import abort, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Length
 
-from idp.flows.pages import (
-    ActionForm,
-    bp,
-    client_address,
+from idp.flows.signin import bp
+from idp.identity.accounts import verified_phones
+from idp.identity.identifiers import InvalidIdentifier, mask_phone
+from idp.identity.organizations import check_username, find_staff, is_active_staff, normalize_username
+from idp.identity.totp import (
+    TotpOutcome,
+    confirm_totp,
+    has_totp,
+    new_secret,
+    recovery_codes_left,
+    use_recovery_code,
+    verify_totp,
+)
+from idp.runtime import runtime
+from idp.sessions.browser import client_address, renew_binding
+from idp.sessions.interaction import Interaction
+from idp.sessions.otp import OtpSendRefused, refusal_message
+from idp.sessions.throttle import LockoutPolicy, Throttle
+from idp.store.models import Account, db
+from idp.web.forms import ActionForm, EnrolForm
+from idp.web.pages import (
     finish_login,
     load_interaction,
     lockout_message,
@@ -32,26 +48,7 @@ from idp.flows.pages import (
     otp_refusal,
     page,
 )
-from idp.identity.accounts import verified_phones
-from idp.identity.identifiers import InvalidIdentifier, mask_phone
-from idp.identity.organizations import check_username, find_staff, is_active_staff, normalize_username
-from idp.identity.totp import (
-    SecondFactorKeys,
-    TotpOutcome,
-    confirm_totp,
-    has_totp,
-    new_secret,
-    provisioning_uri,
-    recovery_codes_left,
-    use_recovery_code,
-    verify_totp,
-)
-from idp.runtime import runtime
-from idp.sessions.browser import renew_binding
-from idp.sessions.interaction import Interaction
-from idp.sessions.otp import OtpSendRefused, refusal_message
-from idp.sessions.throttle import LockoutPolicy, Throttle
-from idp.store.models import Account, db
+from idp.web.totp import enrolment_context, second_factor_keys
 
 DOOR = "organization"
 OTP_PURPOSE = "org-login"
@@ -72,11 +69,6 @@ class CodeForm(FlaskForm):
 
 class RecoveryForm(FlaskForm):
     recovery_code = StringField(validators=[DataRequired(), Length(max=20)])
-
-
-class EnrolForm(FlaskForm):
-    otp = StringField(validators=[DataRequired(), Length(max=10)])
-    password = PasswordField(validators=[Optional(), Length(max=128)])
 
 
 @dataclass
@@ -104,15 +96,6 @@ def _save(ix: Interaction, progress: OrgProgress) -> None:
     runtime().interactions.save(ix)
 
 
-# -- shared helpers (also used by the security page) ------------------------------------------
-def second_factor_keys() -> SecondFactorKeys:
-    keys = current_app.extensions.get("idp_second_factor")
-    if keys is None:
-        keys = SecondFactorKeys(current_app.config["SECRET_KEY"])
-        current_app.extensions["idp_second_factor"] = keys
-    return keys
-
-
 def password_throttle() -> Throttle:
     rt = runtime()
     return Throttle(rt.store, "org-pwd", rt.password_throttle.policy)
@@ -132,26 +115,6 @@ def code_throttle() -> Throttle:
         "org-code",
         LockoutPolicy(rt.config["OTP_MAX_ATTEMPTS"], policy.base_seconds, policy.max_seconds),
     )
-
-
-def qr_data_uri(text: str) -> str:
-    """A QR code of `text` as an SVG data URI (the CSP allows data: images)."""
-    import qrcode
-    import qrcode.image.svg
-
-    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathFillImage, border=2)
-    svg = image.to_string(encoding="unicode")
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
-
-
-def enrolment_context(secret: str, username: str) -> dict[str, Any]:
-    issuer = runtime().config["PROVINCE_NAME"]
-    return {
-        "qr": qr_data_uri(provisioning_uri(secret, username, issuer)),
-        "secret_groups": [secret[i : i + 4] for i in range(0, len(secret), 4)],
-        "username": username,
-        "issuer": issuer,
-    }
 
 
 def wrong_code_message(locked: int) -> str:
@@ -221,15 +184,15 @@ def organization(ix_id: str) -> BaseResponse:
             ),
         )
     if progress.totp and progress.phone:
-        target = "flows.org_method"
+        target = "signin.org_method"
     elif progress.totp:
-        target = "flows.org_totp"
+        target = "signin.org_totp"
     else:
         try:
             progress.challenge = _send_sms(ix, progress)
         except OtpSendRefused as refused:
             return again(429, _refusal_message(refused))
-        target = "flows.org_sms"
+        target = "signin.org_sms"
     _save(ix, progress)
     # Session fixation: a copy of this browser's cookie taken before the password is useless now.
     renew_binding()
@@ -268,7 +231,7 @@ def org_method(ix_id: str) -> BaseResponse:
     ix = load_interaction(ix_id)
     progress = _pending(ix)
     if progress is None:
-        return redirect(url_for("flows.organization", ix_id=ix.id))
+        return redirect(url_for("signin.organization", ix_id=ix.id))
     form = ActionForm()
     context: dict[str, Any] = {"form": form, "phone": mask_phone(progress.phone or ""), "progress": progress}
     if request.method == "GET":
@@ -277,16 +240,16 @@ def org_method(ix_id: str) -> BaseResponse:
         abort(400)
     method = request.form.get("method")
     if method == "totp" and progress.totp:
-        return redirect(url_for("flows.org_totp", ix_id=ix.id))
+        return redirect(url_for("signin.org_totp", ix_id=ix.id))
     if method == "sms" and progress.phone:
         if runtime().otp.remaining_seconds(progress.challenge) > 0:
-            return redirect(url_for("flows.org_sms", ix_id=ix.id))
+            return redirect(url_for("signin.org_sms", ix_id=ix.id))
         try:
             progress.challenge = _send_sms(ix, progress)
         except OtpSendRefused as refused:
             return page("org_method.html", ix, status=429, error=_refusal_message(refused), **context)
         _save(ix, progress)
-        return redirect(url_for("flows.org_sms", ix_id=ix.id))
+        return redirect(url_for("signin.org_sms", ix_id=ix.id))
     return page("org_method.html", ix, status=400, error=_("Vui lòng chọn một cách nhận mã."), **context)
 
 
@@ -320,7 +283,7 @@ def org_sms(ix_id: str) -> BaseResponse:
     rt = runtime()
     progress = _pending(ix)
     if progress is None or not progress.phone or not progress.challenge:
-        return redirect(url_for("flows.organization", ix_id=ix.id))
+        return redirect(url_for("signin.organization", ix_id=ix.id))
     if request.method == "GET":
         return _code_page(ix, progress, "sms", notice=request.args.get("sent") and _("Đã gửi mã OTP mới."))
     form = CodeForm()
@@ -347,7 +310,7 @@ def org_sms_resend(ix_id: str) -> BaseResponse:
     ix = load_interaction(ix_id)
     progress = _pending(ix)
     if progress is None or not progress.phone:
-        return redirect(url_for("flows.organization", ix_id=ix.id))
+        return redirect(url_for("signin.organization", ix_id=ix.id))
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
@@ -355,7 +318,7 @@ def org_sms_resend(ix_id: str) -> BaseResponse:
     except OtpSendRefused as refused:
         return _code_page(ix, progress, "sms", 429, _refusal_message(refused))
     _save(ix, progress)
-    return redirect(url_for("flows.org_sms", ix_id=ix.id, sent=1))
+    return redirect(url_for("signin.org_sms", ix_id=ix.id, sent=1))
 
 
 # -- authenticator app and recovery code --------------------------------------------------------
@@ -364,7 +327,7 @@ def org_totp(ix_id: str) -> BaseResponse:
     ix = load_interaction(ix_id)
     progress = _pending(ix)
     if progress is None or not progress.totp:
-        return redirect(url_for("flows.organization", ix_id=ix.id))
+        return redirect(url_for("signin.organization", ix_id=ix.id))
     if request.method == "GET":
         return _code_page(ix, progress, "totp")
     form = CodeForm()
@@ -395,7 +358,7 @@ def org_recovery(ix_id: str) -> BaseResponse:
     ix = load_interaction(ix_id)
     progress = _pending(ix)
     if progress is None:
-        return redirect(url_for("flows.organization", ix_id=ix.id))
+        return redirect(url_for("signin.organization", ix_id=ix.id))
     if request.method == "GET":
         return _code_page(ix, progress, "recovery")
     form = RecoveryForm()
@@ -427,7 +390,7 @@ def _passed(ix: Interaction, progress: OrgProgress, amr: list[str]) -> BaseRespo
     if progress.totp and not progress.used_recovery:
         return _finish(ix, progress)
     _save(ix, progress)
-    return redirect(url_for("flows.org_enrol", ix_id=ix.id))
+    return redirect(url_for("signin.org_enrol", ix_id=ix.id))
 
 
 def _finish(ix: Interaction, progress: OrgProgress) -> BaseResponse:
@@ -438,7 +401,7 @@ def _finish(ix: Interaction, progress: OrgProgress) -> BaseResponse:
     ix.extra.pop("org", None)
     if not active:  # locked (or its organization suspended) since the password was checked
         runtime().interactions.save(ix)
-        return redirect(url_for("flows.organization", ix_id=ix.id))
+        return redirect(url_for("signin.organization", ix_id=ix.id))
     return finish_login(ix, progress.account_id, progress.verified_amr, door=DOOR)
 
 
@@ -452,7 +415,7 @@ def org_enrol(ix_id: str) -> BaseResponse:
     ix = load_interaction(ix_id)
     progress = _verified(ix)
     if progress is None:
-        return redirect(url_for("flows.organization", ix_id=ix.id))
+        return redirect(url_for("signin.organization", ix_id=ix.id))
     left = recovery_codes_left(progress.account_id) if progress.used_recovery else 0
     db.session.rollback()
     return page("org_enrol_offer.html", ix, progress=progress, form=ActionForm(), codes_left=left)
@@ -463,7 +426,7 @@ def org_enrol_setup(ix_id: str) -> BaseResponse:
     ix = load_interaction(ix_id)
     progress = _verified(ix)
     if progress is None:
-        return redirect(url_for("flows.organization", ix_id=ix.id))
+        return redirect(url_for("signin.organization", ix_id=ix.id))
     keys = second_factor_keys()
     secret = keys.decrypt(progress.enrol_secret) if progress.enrol_secret else None
     if secret is None:
@@ -478,7 +441,7 @@ def org_enrol_setup(ix_id: str) -> BaseResponse:
         **enrolment_context(secret, username),
         "form": form,
         "skip": ActionForm(),
-        "action": url_for("flows.org_enrol_setup", ix_id=ix.id),
+        "action": url_for("signin.org_enrol_setup", ix_id=ix.id),
         "ask_password": False,
     }
     if request.method == "GET":
@@ -512,7 +475,7 @@ def org_enrol_setup(ix_id: str) -> BaseResponse:
         ix,
         codes=enrolment.recovery_codes,
         form=ActionForm(),
-        action=url_for("flows.org_continue", ix_id=ix.id),
+        action=url_for("signin.org_continue", ix_id=ix.id),
         enrolled=True,
     )
 
@@ -522,7 +485,7 @@ def org_continue(ix_id: str) -> BaseResponse:
     ix = load_interaction(ix_id)
     progress = _verified(ix)
     if progress is None:
-        return redirect(url_for("flows.organization", ix_id=ix.id))
+        return redirect(url_for("signin.organization", ix_id=ix.id))
     if not ActionForm().validate_on_submit():
         abort(400)
     return _finish(ix, progress)

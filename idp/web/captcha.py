@@ -28,16 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from flask import Response, abort, current_app, request, url_for
+from flask import Blueprint, Response, abort, current_app, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.flows.pages import bp
 from idp.runtime import runtime
 from idp.sessions.browser import browser_id, client_address
 from idp.sessions.interaction import Interaction
 from idp.sessions.throttle import ADDRESS_FACTOR
 from idp.store.ephemeral import EphemeralStore
+
+bp = Blueprint("captcha", __name__)
 
 DIGITS = "0123456789"
 LENGTH = 5
@@ -207,8 +208,8 @@ def new_challenge() -> dict[str, str] | None:
     challenge = service().create(browser_id(create=True))
     return {
         "id": challenge.id,
-        "image": url_for("flows.captcha_image", cid=challenge.id),
-        "audio": url_for("flows.captcha_audio", cid=challenge.id),
+        "image": url_for("captcha.captcha_image", cid=challenge.id),
+        "audio": url_for("captcha.captcha_audio", cid=challenge.id),
         "length": str(challenge.length),
     }
 

@@ -25,8 +25,6 @@ verifier (idp.verifiers.signature.CertificateRefused) have their own message; no
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
 import logging
 import re
 import unicodedata
@@ -41,10 +39,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import StringField
 from wtforms.validators import Length
 
-from idp.flows import captcha
-from idp.flows import registration as regflow
-from idp.flows.pages import ActionForm, bp, lockout_message
-from idp.flows.registration import (
+from idp.flows.register import bp
+from idp.flows.register import steps as regflow
+from idp.flows.register.steps import (
     _EMAIL,
     Registration,
     checks_exhausted,
@@ -55,7 +52,6 @@ from idp.flows.registration import (
     start,
     verifier_failed,
 )
-from idp.flows.signing_messages import refusal_message
 from idp.identity.enterprise_registration import (
     EnterpriseAdmin,
     ProvenEnterprise,
@@ -78,23 +74,36 @@ from idp.identity.registration import registered_number
 from idp.runtime import runtime
 from idp.sessions.browser import client_address, renew_binding
 from idp.store.models import db
-from idp.verifiers.base import Verification, VerifierError
+from idp.verifiers.base import VerifierError
 from idp.verifiers.signature import (
     CHALLENGE,
     MALFORMED,
     NO_IDENTIFIER,
     CertificateRefused,
     ChainInput,
-    verify_challenge_signature,
 )
-from idp.verifiers.signing import Signing
+from idp.web import captcha
+from idp.web.forms import ActionForm
+from idp.web.pages import lockout_message
+from idp.web.signing import (
+    POLL_SECONDS,
+    attribute,
+    confirmation_code,
+    decode_signature,
+    issuer_of,
+    refusal_text,
+    signing,
+    sim_prompt,
+    subject_kind,
+    usb_context,
+    verify_signed,
+)
 
 log = logging.getLogger("idp.registration")
 
 PURPOSE = "register"
 KINDS = ("citizen", "enterprise")
 DEVICES = ("sim", "usb")
-POLL_SECONDS = 2
 
 TITLES = {
     ("citizen", "sim"): _l("Đăng ký bằng Sim ký số"),
@@ -102,81 +111,6 @@ TITLES = {
     ("enterprise", "sim"): _l("Đăng ký doanh nghiệp bằng Sim ký số"),
     ("enterprise", "usb"): _l("Đăng ký doanh nghiệp bằng USB ký số"),
 }
-
-
-# -- what the signing verifier gives (idp.verifiers.signing.build_signing) -----------------------
-def signing() -> Signing:
-    found: Signing = runtime().signing  # wired by create_app
-    return found
-
-
-def refusal_text(reason: str) -> str:
-    """The Vietnamese message of a refusal (each reason its own)."""
-    return str(refusal_message(reason))
-
-
-def confirmation_code(data: bytes) -> str:
-    """Four digits the waiting page and the SIM's prompt both show, so that the person approves
-    the request that this page made (and not someone else's)."""
-    return f"{int.from_bytes(hashlib.sha256(data).digest()[:4], 'big') % 10000:04d}"
-
-
-def sim_prompt(action: str, code: str) -> str:
-    """What the SIM shows before asking for the PIN: who asks, for what, and the code."""
-    province = runtime().config["PROVINCE_NAME"]
-    return _(
-        "Hệ thống đăng nhập một lần – Cổng dịch vụ công %(province)s đề nghị ký để %(action)s. Mã xác nhận: %(code)s. Chỉ nhập mã PIN nếu trang web đang hiển thị đúng mã này.",
-        province=province,
-        action=action,
-        code=code,
-    )
-
-
-def decode_signature(form: Mapping[str, str]) -> tuple[bytes, str] | None:
-    """The plugin's post: `signature` in base64 (or base64url), `chain` in PEM (or base64 DER
-    certificates separated by commas; the verifier reads both). None when either is missing or
-    the signature is not base64."""
-    raw = re.sub(r"\s", "", form.get("signature") or "").replace("-", "+").replace("_", "/")
-    chain = (form.get("chain") or "").strip()
-    if not raw or not chain or len(raw) > 8192 or len(chain) > 64 * 1024:
-        return None
-    try:
-        signature = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return (signature, chain) if signature else None
-
-
-def verify_signed(
-    challenge_id: str | None, binding: str, signature: bytes, chain: ChainInput, purpose: str = PURPOSE
-) -> Verification:
-    """Use up the challenge (single use: a replay finds nothing) and verify the signature over it
-    and the certificate chain. Raises CertificateRefused."""
-    s = signing()
-    return verify_challenge_signature(
-        s.verifier,
-        s.challenges,
-        challenge_id,
-        purpose=purpose,
-        binding=binding,
-        signature=signature,
-        chain=chain,
-    )
-
-
-def attribute(found: Verification, name: str) -> str | None:
-    """What the certificate says (idp.verifiers.signature.subject_attributes)."""
-    return found.attributes.get(name) or None
-
-
-def subject_kind(found: Verification) -> str:
-    """ "person" or "enterprise"."""
-    return found.attributes.get("subject_kind") or "person"
-
-
-def issuer_of(verifier: str | None) -> str:
-    """'signature:Sandbox CA' -> 'Sandbox CA' (the CA, as the page shows it)."""
-    return (verifier or "").split(":", 1)[-1]
 
 
 # -- step 1: who, how --------------------------------------------------------------------------
@@ -271,15 +205,15 @@ def register_certificate(kind: str, device: str) -> BaseResponse:
             )
         except VerifierError as error:
             return verifier_failed(
-                reg, error, url_for("flows.register_certificate", kind=kind, device=device, ix=reg.ix_id)
+                reg, error, url_for("register.register_certificate", kind=kind, device=device, ix=reg.ix_id)
             )
         reg.extra.update(sim_phone=phone, transaction=transaction)
         save(reg)
         log.info("registration %s by %s sim: signature requested", reg.id[:8], kind)
-        return redirect(url_for("flows.register_sim", rid=reg.id))
+        return redirect(url_for("register.register_sim", rid=reg.id))
     save(reg)
     log.info("registration %s by %s usb: challenge issued", reg.id[:8], kind)
-    return redirect(url_for("flows.register_usb", rid=reg.id))
+    return redirect(url_for("register.register_usb", rid=reg.id))
 
 
 # /register/citizen/sim etc.: static rules, so that they win over /register/citizen/<method> of
@@ -305,7 +239,7 @@ def _certificate_reg(rid: str, device: str | None = None) -> Registration:
 def _after_verified(reg: Registration) -> BaseResponse:
     if reg.done or reg.account_id:
         return regflow.next_step(reg)
-    return redirect(url_for("flows.register_certificate_info", rid=reg.id))
+    return redirect(url_for("register.register_certificate_info", rid=reg.id))
 
 
 def _again(reg: Registration, status: int, message: str, **context: Any) -> BaseResponse:
@@ -346,9 +280,9 @@ def _sim_page(reg: Registration, status: int = 200, notice: str | None = None) -
         notice=notice,
         masked_phone=mask_phone(reg.extra["sim_phone"]),
         code=reg.extra.get("code"),
-        action=url_for("flows.register_sim", rid=reg.id),
-        status_url=url_for("flows.register_sim_status", rid=reg.id),
-        restart_url=url_for("flows.register_certificate", kind=reg.kind, device="sim", ix=reg.ix_id),
+        action=url_for("register.register_sim", rid=reg.id),
+        status_url=url_for("register.register_sim_status", rid=reg.id),
+        restart_url=url_for("register.register_certificate", kind=reg.kind, device="sim", ix=reg.ix_id),
         poll_seconds=POLL_SECONDS,
     )
 
@@ -365,7 +299,7 @@ def register_sim(rid: str) -> BaseResponse:
     try:
         found = signing().sim.poll(reg.extra["transaction"])
     except VerifierError as error:
-        return verifier_failed(reg, error, url_for("flows.register_sim", rid=reg.id))
+        return verifier_failed(reg, error, url_for("register.register_sim", rid=reg.id))
     if found.state == "pending":
         return _sim_page(
             reg,
@@ -417,26 +351,9 @@ def register_usb(rid: str) -> BaseResponse:
     return render(
         "register_usb_sign.html",
         reg,
-        **usb_context(reg.extra, url_for("flows.register_signature", rid=reg.id)),
+        **usb_context(reg.extra, url_for("register.register_signature", rid=reg.id)),
         title=TITLES[(reg.kind, "usb")],
     )
-
-
-def usb_context(extra: Mapping[str, Any], return_to: str) -> dict[str, Any]:
-    """What the page that hands the challenge to the plugin needs: the data to sign (base64),
-    where the plugin posts back, and in the sandbox the sandbox plugin's address."""
-    s = signing()
-    data_b64 = extra.get("data_b64") or ""
-    sandbox_url = None
-    if getattr(s, "sandbox", None) is not None:
-        sandbox_url = url_for("sandbox.usb_token", data=data_b64, return_to=return_to)
-    return {
-        "form": ActionForm(),
-        "data_b64": data_b64,
-        "return_to": return_to,
-        "sandbox_url": sandbox_url,
-        "code": extra.get("code"),
-    }
 
 
 @bp.post("/register/<rid>/signature")
@@ -465,12 +382,14 @@ WRONG_DOOR = {
 
 def _accept(reg: Registration, signature: bytes, chain: ChainInput) -> BaseResponse:
     try:
-        found = verify_signed(reg.extra.get("challenge_id"), _binding(reg), signature, chain)
+        found = verify_signed(reg.extra.get("challenge_id"), _binding(reg), signature, chain, PURPOSE)
     except CertificateRefused as refused:
         return _refused_page(reg, refused.reason)
     except VerifierError as error:  # a revocation list or responder could not be read
         return verifier_failed(
-            reg, error, url_for("flows.register_certificate", kind=reg.kind, device=reg.method, ix=reg.ix_id)
+            reg,
+            error,
+            url_for("register.register_certificate", kind=reg.kind, device=reg.method, ix=reg.ix_id),
         )
     if reg.extra.get("verified"):  # a second answer for a challenge already used: never here
         return _refused_page(reg, CHALLENGE)
@@ -482,7 +401,7 @@ def _accept(reg: Registration, signature: bytes, chain: ChainInput) -> BaseRespo
             reg,
             422,
             str(WRONG_DOOR[reg.kind]),
-            other_door=url_for("flows.register_certificate", kind=other, device=reg.method, ix=reg.ix_id),
+            other_door=url_for("register.register_certificate", kind=other, device=reg.method, ix=reg.ix_id),
         )
     reg.verifier = found.verifier
     reg.evidence_id = found.evidence_id
@@ -529,7 +448,7 @@ def _accept(reg: Registration, signature: bytes, chain: ChainInput) -> BaseRespo
         problem = _normalize_legacy(reg)
         if problem is not None:
             return problem
-    return redirect(url_for("flows.register_certificate_info", rid=reg.id))
+    return redirect(url_for("register.register_certificate_info", rid=reg.id))
 
 
 def enterprise_exists(reg: Registration | None, tax_code: str, status: int = 409) -> BaseResponse:
@@ -559,7 +478,7 @@ def _normalize_legacy(reg: Registration) -> BaseResponse | None:
             birth_date=dt.date.fromisoformat(reg.birth_date),
         )
     except VerifierError as error:
-        return verifier_failed(reg, error, url_for("flows.register_certificate_info", rid=reg.id))
+        return verifier_failed(reg, error, url_for("register.register_certificate_info", rid=reg.id))
     if not found.verified or not found.attributes.get("id_number"):
         reg.birth_date = None
         reg.extra["needs_birth_date"] = True
@@ -610,7 +529,7 @@ def _info_page(
 def register_certificate_info(rid: str) -> BaseResponse:
     reg = _certificate_reg(rid)
     if not reg.extra.get("verified"):
-        return redirect(url_for(f"flows.register_{reg.method}", rid=reg.id))
+        return redirect(url_for(f"register.register_{reg.method}", rid=reg.id))
     if reg.done or reg.account_id:
         return regflow.next_step(reg)
     if request.method == "GET":
@@ -645,7 +564,7 @@ def register_certificate_info(rid: str) -> BaseResponse:
             return problem
     if reg.phone_verified:  # the SIM's own number
         save(reg)
-        return redirect(url_for("flows.register_password", rid=reg.id))
+        return redirect(url_for("register.register_password", rid=reg.id))
     assert phone is not None
     if reg.phone != phone:
         reg.phone, reg.challenge = phone, None
@@ -746,7 +665,7 @@ def finish(reg: Registration, password_hash: str) -> BaseResponse | None:
         return enterprise_exists(None, enterprise.tax_code)
     except UsernameTaken:
         save(reg)  # taken meanwhile: the person picks another name on the same page
-        from idp.flows.password import NewPasswordForm
+        from idp.web.passwords import NewPasswordForm
 
         return render(
             "register_password.html",

@@ -2,7 +2,7 @@
 thực OTP"): the current password and the new one typed twice, then an SMS OTP to the registered
 phone confirms the change.
 
-Behind the account area's gate (idp.flows.account.signed_in: a person who is not signed in goes
+Behind the account area's gate (idp.apps.account.home.signed_in: a person who is not signed in goes
 through the sign-in pages first and comes back). The current password is checked under the sign-in's
 password lockout (same counters, keyed on the account's login name), so a borrowed session cannot
 try more passwords than the sign-in page allows. Between the two steps the store keeps only the
@@ -24,16 +24,8 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import PasswordField
 from wtforms.validators import Length
 
-from idp.flows.account import current_person, signed_in
-from idp.flows.citizen import OtpForm
-from idp.flows.pages import (
-    ActionForm,
-    bp,
-    lockout_message,
-    minutes,
-    otp_refusal,
-)
-from idp.flows.password import NewPasswordForm, check_new_password, set_password
+from idp.apps.account import bp
+from idp.apps.gate import current_person, signed_in
 from idp.identity.accounts import verified_phones
 from idp.identity.identifiers import mask_phone
 from idp.runtime import runtime
@@ -42,6 +34,9 @@ from idp.sessions.browser import browser_id, client_address, renew_binding
 from idp.sessions.otp import OtpSendRefused, refusal_message
 from idp.sessions.sso import SsoSession
 from idp.store.models import Account, db
+from idp.web.forms import ActionForm, OtpForm
+from idp.web.pages import lockout_message, minutes, otp_refusal
+from idp.web.passwords import NewPasswordForm, check_new_password, set_password
 
 OTP_PURPOSE = "password_change"
 PENDING = "pwchange"  # the session-cookie key of the change waiting for its OTP
@@ -172,7 +167,7 @@ def change_password() -> BaseResponse:
     rt.store.set("pwchange:" + pid, json.dumps(asdict(pending)), lifetime)
     session[PENDING] = pid
     renew_binding()  # the current password is proven (a redirect follows: no form renders here)
-    return redirect(url_for("flows.change_password_otp"))
+    return redirect(url_for("account.change_password_otp"))
 
 
 # -- step 2: the OTP confirms the change -------------------------------------------------------
@@ -193,7 +188,7 @@ def _otp_page(pending: PendingChange, status: int = 200, error: str | None = Non
 def change_password_otp() -> BaseResponse:
     pending = _load_pending(current_person().session)
     if pending is None:
-        return redirect(url_for("flows.change_password"))
+        return redirect(url_for("account.change_password"))
     rt = runtime()
     if request.method == "GET":
         return _otp_page(pending)
@@ -212,7 +207,7 @@ def change_password_otp() -> BaseResponse:
         return _otp_page(pending, 401, error)
     rt.otp_throttle.success(name=name)
     if rt.store.take("pwchange:" + pending.id) is None:
-        return redirect(url_for("flows.change_password"))
+        return redirect(url_for("account.change_password"))
     session.pop(PENDING, None)
     ended = set_password(
         pending.account_id,
@@ -220,7 +215,7 @@ def change_password_otp() -> BaseResponse:
         action="password.changed",
         actor=f"account:{pending.account_id}",
     )
-    return redirect(url_for("flows.password_changed", ended=ended), 303)
+    return redirect(url_for("account.password_changed", ended=ended), 303)
 
 
 @bp.get("/account/password/changed")
@@ -236,7 +231,7 @@ def password_changed() -> BaseResponse:
 def change_password_resend() -> BaseResponse:
     pending = _load_pending(current_person().session)
     if pending is None:
-        return redirect(url_for("flows.change_password"))
+        return redirect(url_for("account.change_password"))
     if not ActionForm().validate_on_submit():
         abort(400)
     rt = runtime()
@@ -253,4 +248,4 @@ def change_password_resend() -> BaseResponse:
     lifetime = rt.config["PASSWORD_RESET_LIFETIME"]
     pending.expires_at = time.time() + lifetime
     rt.store.set("pwchange:" + pending.id, json.dumps(asdict(pending)), lifetime)
-    return redirect(url_for("flows.change_password_otp", sent=1))
+    return redirect(url_for("account.change_password_otp", sent=1))
