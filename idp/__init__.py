@@ -214,6 +214,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, serves_tokens: bool
 
     for blueprint in (signin.blueprint(), register.blueprint(), account.blueprint(), captcha.bp):
         app.register_blueprint(blueprint)
+    rt.prompt_pages.update(signin.prompt_pages())
     if rt.signing.sandbox is not None:  # the sandbox SIM "phone" and USB "plugin" pages
         from idp.sandbox.signers import bp as sandbox_signers_bp
 

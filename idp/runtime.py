@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
@@ -18,7 +18,15 @@ from idp.sessions.throttle import Throttle
 from idp.store.ephemeral import EphemeralStore
 
 if TYPE_CHECKING:
+    from werkzeug.wrappers import Response as BaseResponse
+
     from idp.oidc.server import IdpServer
+    from idp.sessions.interaction import Interaction
+
+# The page a prompt of the interaction policy (idp.oidc.policy) opens: the journeys install one per
+# prompt they answer (idp.flows.signin.prompt_pages), so that the protocol layer hands the browser
+# over without importing them.
+PromptPage = Callable[["Interaction", "SsoSession | None"], "BaseResponse"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,11 @@ class Runtime:
     # redeem_code(code, client_id, redirect_uri, code_verifier) -> RedeemedCode | None: consume a
     # code issued to a built-in relying party (the account area's callback).
     redeem_code: Callable[[str, str, str, str], RedeemedCode | None] = _not_installed
+    prompt_pages: dict[str, PromptPage] = field(default_factory=dict)
+
+    def prompt_page(self, prompt: str, ix: Interaction, session: SsoSession | None) -> BaseResponse:
+        """The page that answers `prompt` for this interaction (KeyError: no journey installed it)."""
+        return self.prompt_pages[prompt](ix, session)
 
 
 def runtime() -> Runtime:

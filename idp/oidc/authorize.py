@@ -2,15 +2,14 @@
 
 Request checks run inside Authlib's validation, after the client and redirect URI are known (so
 their errors are redirected to the client with ``iss``, RFC 9207); errors before that point are
-shown as a page. The decision step then compares the request with the browser's SSO session and
-either answers at once (code, or login_required / consent_required / unmet_authentication_
-requirements) or hands an interaction to the flows.
+shown as a page. The interaction policy (idp.oidc.policy) then compares the request with the
+browser's SSO session and either answers at once (code, or login_required / consent_required /
+unmet_authentication_requirements) or hands an interaction to a journey's page.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,14 +17,12 @@ from typing import Any
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oidc.core.errors import (
-    ConsentRequiredError,
-    LoginRequiredError,
     RequestNotSupportedError,
     RequestURINotSupportedError,
 )
 from joserfc.errors import JoseError
 
-from idp.identity.assurance import LEVEL_ACR, acr_level, satisfies
+from idp.identity.assurance import acr_level
 from idp.oidc.claims import (
     ClaimsParameterError,
     essential_acr,
@@ -224,77 +221,6 @@ CHECKS: tuple[Check, ...] = (
 def run_checks(request: OAuth2Request, ctx: AuthorizationContext, server: Any) -> None:
     for check in CHECKS:
         check(request, ctx, server)
-
-
-# -- the decision ---------------------------------------------------------------------------
-@dataclass
-class Decision:
-    action: str  # "issue", "login", "consent", "error"
-    error: Exception | None = None
-    # "login" because the session's sign-in is too weak for this request, though the same person
-    # could reach the level: the flows may ask only for what is missing (a step-up).
-    step_up: bool = False
-    # "error" because the person's identity is proven below the level asked: the person may be
-    # offered to raise it (a certificate signature) before the portal hears the error.
-    identity_too_low: bool = False
-
-
-def decide(
-    ctx: AuthorizationContext,
-    session: Any | None,
-    *,
-    fresh_login: bool,
-    consent_ok: Callable[[], bool],
-    consent_given: bool = False,
-) -> Decision:
-    """Compare the request with the SSO session. `fresh_login`: the person just signed in for it."""
-    now = int(time.time())
-    passive = "none" in ctx.prompts
-
-    def need_login(error: Exception) -> Decision:
-        return Decision("error", error) if passive else Decision("login")
-
-    if session is None:
-        return need_login(LoginRequiredError("the end-user is not signed in"))
-    if ctx.hint_subject and ctx.hint_subject != session.subject:
-        if fresh_login:
-            # Someone other than the person the client named in id_token_hint signed in.
-            return Decision(
-                "error", LoginRequiredError("the signed-in end-user is not the one in id_token_hint")
-            )
-        return need_login(LoginRequiredError("a different end-user is signed in"))
-    if not fresh_login:
-        if "login" in ctx.prompts or "create" in ctx.prompts:
-            return Decision("login")
-        # max_age=0 is prompt=login (OpenID Connect Core §3.1.2.1), even within the same second.
-        too_old = ctx.max_age is not None and now - session.auth_time > ctx.max_age
-        if too_old or ctx.max_age == 0:
-            return need_login(LoginRequiredError("the sign-in is older than max_age"))
-    if ctx.required_acr and not satisfies(session.acr, ctx.required_acr):
-        # Identity level is the ceiling of what another sign-in could give (DESIGN §4).
-        ceiling = LEVEL_ACR.get(max(1, min(session.loa, 3)), "LoA1")
-        if not satisfies(ceiling, ctx.required_acr):
-            return Decision(
-                "error",
-                UnmetAuthenticationRequirementsError("the identity is below the required acr"),
-                identity_too_low=not passive,
-            )
-        if fresh_login:
-            return Decision(
-                "error", UnmetAuthenticationRequirementsError("the sign-in did not reach the required acr")
-            )
-        if passive:
-            return Decision("error", LoginRequiredError("a stronger sign-in is required"))
-        return Decision("login", step_up=True)
-    if (
-        not ctx.client.config.first_party
-        and not consent_given
-        and ("consent" in ctx.prompts or not consent_ok())
-    ):
-        if passive:
-            return Decision("error", ConsentRequiredError("consent is required"))
-        return Decision("consent")
-    return Decision("issue")
 
 
 class AuthorizationChecks:

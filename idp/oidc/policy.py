@@ -154,8 +154,16 @@ POLICY: tuple[Prompt, ...] = (
                 hint_names_another_person,
                 _error(LoginRequiredError, "a different end-user is signed in"),
             ),
-            Check("sign_in_asked_for", sign_in_asked_for, _error(LoginRequiredError, "a new sign-in is required")),
-            Check("sign_in_too_old", sign_in_too_old, _error(LoginRequiredError, "the sign-in is older than max_age")),
+            Check(
+                "sign_in_asked_for",
+                sign_in_asked_for,
+                _error(LoginRequiredError, "a new sign-in is required"),
+            ),
+            Check(
+                "sign_in_too_old",
+                sign_in_too_old,
+                _error(LoginRequiredError, "the sign-in is older than max_age"),
+            ),
         ),
     ),
     Prompt(
@@ -177,7 +185,11 @@ POLICY: tuple[Prompt, ...] = (
                 _error(UnmetAuthenticationRequirementsError, "the sign-in did not reach the required acr"),
                 final=True,
             ),
-            Check("sign_in_too_weak", sign_in_too_weak, _error(LoginRequiredError, "a stronger sign-in is required")),
+            Check(
+                "sign_in_too_weak",
+                sign_in_too_weak,
+                _error(LoginRequiredError, "a stronger sign-in is required"),
+            ),
         ),
     ),
     Prompt(

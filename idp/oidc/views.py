@@ -29,12 +29,12 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.flows.signin.citizen import begin_step_up
 from idp.identity import audit, consents
 from idp.identity.accounts import CITIZEN
 from idp.identity.assurance import LEVEL_ACR, satisfies
 from idp.identity.claims import SCOPES_SUPPORTED
-from idp.oidc.authorize import AuthorizationContext, decide
+from idp.oidc import policy
+from idp.oidc.authorize import AuthorizationContext
 from idp.oidc.claims import CLAIMS_SUPPORTED, load_person_claims, released_claims
 from idp.oidc.errors import InvalidTokenError, UnmetAuthenticationRequirementsError, safe_description
 from idp.oidc.logout import end_sso_session
@@ -45,7 +45,8 @@ from idp.sessions.browser import browser_id, drop_sso_cookie, set_sso_cookie, ss
 from idp.sessions.devices import this_device
 from idp.sessions.interaction import Interaction
 from idp.store.models import Account, Person, db
-from idp.web import new_error_id, oauth_json_error, problem_page
+from idp.web import oauth_json_error
+from idp.web.errors import SignInExpired, new_error_id, problem_page
 from idp.web.forms import ActionForm
 
 log = logging.getLogger("idp.oidc")
@@ -218,7 +219,7 @@ def resume(ix_id: str) -> BaseResponse:
     rt = runtime()
     ix = rt.interactions.load(ix_id, browser_id(create=False))
     if ix is None:
-        return _expired_page()
+        return SignInExpired().response()
     result = _validate(_stored_request(ix.params))
     if isinstance(result, BaseResponse):
         return result
@@ -228,16 +229,6 @@ def resume(ix_id: str) -> BaseResponse:
         error = OAuth2Error(error="access_denied", description="the end-user cancelled the sign-in")
         return _redirect_error(ctx.redirect_uri, error, ix.params.get("state"))
     return _proceed(grant, ctx, ix.params, ix)
-
-
-def _expired_page() -> BaseResponse:
-    return problem_page(
-        400,
-        _("Phiên đăng nhập đã hết hạn"),
-        _(
-            "Phiên đăng nhập này đã hết hạn hoặc được mở trên trình duyệt khác. Vui lòng quay lại trang dịch vụ công và bấm Đăng nhập lại."
-        ),
-    )
 
 
 def _has_consent(account_id: int, ctx: AuthorizationContext) -> bool:
@@ -256,7 +247,7 @@ def _proceed(
     fresh = False
     if ix is not None and ix.result is not None:
         fresh = True
-        if not ix.extra.get("applied"):
+        if not ix.applied:
             r = ix.result
             if sso is not None and cookie and sso.account_id == r.account_id:
                 rt.sessions.reauthenticate(
@@ -274,11 +265,11 @@ def _proceed(
                     loa=r.loa,
                     **this_device(),
                 )
-            ix.extra["applied"] = True
+            ix.applied = True
             rt.interactions.save(ix)
         elif sso is None or sso.account_id != ix.result.account_id:
             # The session this sign-in created has ended meanwhile (logout in another tab).
-            return _expired_page()
+            return SignInExpired().response()
 
     drop_cookie = False
     if sso is not None and not fresh and not _account_active(sso.account_id):
@@ -287,31 +278,35 @@ def _proceed(
         end_sso_session(server, rt.sessions, sso, "account_inactive", rt.config["BACKCHANNEL_TIMEOUT"])
         sso, drop_cookie = None, True
 
-    decision = decide(
-        ctx,
-        sso,
-        fresh_login=fresh,
-        consent_ok=lambda: sso is not None and _has_consent(sso.account_id, ctx),
-        consent_given=ix.consent_given if ix is not None else False,
+    verdict = policy.evaluate(
+        policy.situation(
+            ctx,
+            sso,
+            fresh_login=fresh,
+            consent_ok=lambda: sso is not None and _has_consent(sso.account_id, ctx),
+            consent_given=ix.consent_given if ix is not None else False,
+        )
     )
     state = params.get("state")
-    offered = None
-    if decision.action == "error" and decision.identity_too_low and sso is not None:
-        offered = _offer_raise(ctx, sso, params, ix)
-    if offered is not None:
-        response = offered
-    elif decision.action == "error":
+    response: BaseResponse | None = None
+    if verdict.prompt == "raise":
+        assert sso is not None
+        response = _offer_raise(ctx, sso, params, ix)
+        if response is None:  # a raise could not help: the portal hears why
+            verdict = policy.Verdict(
+                check=verdict.check,
+                error=UnmetAuthenticationRequirementsError("the identity is below the required acr"),
+            )
+    if response is not None:
+        pass
+    elif verdict.error is not None:
         if ix is not None:
             rt.interactions.delete(ix)
-        response = _redirect_error(ctx.redirect_uri, decision.error, state)
-    elif decision.action in ("login", "consent"):
-        if ix is None or decision.action == "login" and ix.result is not None:
+        response = _redirect_error(ctx.redirect_uri, verdict.error, state)
+    elif verdict.prompt is not None:
+        if ix is None or verdict.prompt in ("login", "step_up") and ix.result is not None:
             ix = _new_interaction(ctx, params)
-        endpoint = "signin.login" if decision.action == "login" else "signin.consent"
-        stepped = None
-        if decision.step_up and sso is not None and ix.pending_account_id is None:
-            stepped = begin_step_up(ix, sso.account_id, sso.amr)
-        response = stepped or redirect(url_for(endpoint, ix_id=ix.id), 302)
+        response = rt.prompt_page(verdict.prompt, ix, sso)
     else:
         assert sso is not None
         response = _issue_code(grant, ctx, sso, params)
@@ -372,8 +367,8 @@ def _offer_raise(
     if row.loa >= RAISABLE_TO:
         # Raised meanwhile (in another browser): this session still has the old level, and a new
         # sign-in takes the new one.
-        return redirect(url_for("signin.login", ix_id=ix.id), 302)
-    ix.extra["raise_to"] = RAISABLE_TO
+        return rt.prompt_page("login", ix, sso)
+    ix.raise_to = RAISABLE_TO
     rt.interactions.save(ix)
     body = render_template(
         "level_required.html",
@@ -391,8 +386,8 @@ def unmet(ix_id: str) -> BaseResponse:
     """The person chose not to raise their level: the portal hears unmet_authentication_requirements."""
     rt = runtime()
     ix = rt.interactions.load(ix_id, browser_id(create=False))
-    if ix is None or not ix.extra.get("raise_to"):
-        return _expired_page()
+    if ix is None or not ix.raise_to:
+        return SignInExpired().response()
     if not ActionForm().validate_on_submit():
         abort(400)
     result = _validate(_stored_request(ix.params))

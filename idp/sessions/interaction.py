@@ -24,6 +24,21 @@ class LoginResult:
 
 
 @dataclass
+class OrgProgress:
+    """How far a staff member got at the organization door (idp.flows.signin.organization)."""
+
+    account_id: int
+    phone: str | None
+    totp: bool
+    recovery: bool
+    challenge: str | None = None
+    verified_amr: list[str] | None = None  # the second factor passed
+    used_recovery: bool = False
+    enrol_secret: str | None = None  # encrypted, until the first code confirms it
+    methods_seen: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Interaction:
     id: str
     browser: str
@@ -47,15 +62,23 @@ class Interaction:
     # Door skipping: the door the relying party named (`door=`), and whether it was taken already.
     door: str | None = None
     door_taken: bool = False
-    # Progress of the citizen door: password checked, OTP sent.
+    # Progress of the citizen door: password checked, OTP sent; `step_up`: only the OTP is asked
+    # (the SSO session's sign-in was a remembered device's password alone).
     pending_account_id: int | None = None
     otp_challenge: str | None = None
     otp_phone: str | None = None
-    # Outcome.
+    step_up: bool = False
+    # Progress of the organization door.
+    org: OrgProgress | None = None
+    # The captcha is asked in this interaction (risk was high once: it stays asked).
+    captcha: bool = False
+    # The raise of the identity level offered to reach this request's acr (idp.oidc.views).
+    raise_to: int | None = None
+    # Outcome; `applied`: the result is in the SSO session already.
     result: LoginResult | None = None
+    applied: bool = False
     consent_given: bool = False
     cancelled: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class InteractionStore:
@@ -84,9 +107,10 @@ class InteractionStore:
         if raw is None:
             return None
         data = json.loads(raw)
-        result = data.pop("result")
+        result, org = data.pop("result"), data.pop("org")
         ix = Interaction(**data)
         ix.result = LoginResult(**result) if result else None
+        ix.org = OrgProgress(**org) if org else None
         if not browser or not secrets.compare_digest(ix.browser, browser):
             return None
         return ix

@@ -252,7 +252,7 @@ def captcha_audio(cid: str) -> BaseResponse:
 
 # -- the citizen sign-in: a captcha once the risk is high --------------------------------------
 def _risky(ix: Interaction, name: str | None) -> bool:
-    return bool(ix.extra.get("captcha")) or sign_in_risk().high(name=name, address=client_address())
+    return ix.captcha or sign_in_risk().high(name=name, address=client_address())
 
 
 @bp.app_context_processor
@@ -278,8 +278,8 @@ def check_sign_in(ix: Interaction, name: str) -> tuple[int, str] | None:
         return 200, _("Đã đổi mã xác thực. Vui lòng nhập lại mật khẩu và mã mới.")
     if answered():
         return None
-    if not ix.extra.get("captcha"):
-        ix.extra["captcha"] = True
+    if not ix.captcha:
+        ix.captcha = True
         runtime().interactions.save(ix)
     return 400, _("Mã xác thực không đúng hoặc đã hết hạn. Vui lòng nhập lại mật khẩu và mã trong hình mới.")
 
@@ -290,8 +290,8 @@ def sign_in_failed(ix: Interaction, name: str) -> None:
         return
     risk = sign_in_risk()
     risk.failure(name=name, address=client_address())
-    if not ix.extra.get("captcha") and risk.high(name=name, address=client_address()):
-        ix.extra["captcha"] = True
+    if not ix.captcha and risk.high(name=name, address=client_address()):
+        ix.captcha = True
         runtime().interactions.save(ix)
 
 

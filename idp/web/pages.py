@@ -112,7 +112,7 @@ def finish_login(ix: Interaction, account_id: int, amr: list[str], door: str = "
         door=door,
         acr=acr,
         amr=amr,
-        **({"step_up": True} if ix.extra.get("step_up") else {}),
+        **({"step_up": True} if ix.step_up else {}),
     )
     db.session.commit()
     ix.result = LoginResult(

@@ -156,7 +156,7 @@ def _page(status: int = 200, *, error: str | None = None, **context: Any) -> Bas
         waiting_portal=waiting.client_name if waiting else None,
         continue_url=(
             url_for("oidc.resume", ix_id=waiting.id)
-            if waiting and person.loa >= int(waiting.extra["raise_to"])
+            if waiting and person.loa >= int(waiting.raise_to or 0)
             else None
         ),
         **context,
@@ -174,7 +174,7 @@ def _waiting_sign_in() -> Interaction | None:
     if not ix_id:
         return None
     ix = runtime().interactions.load(ix_id, browser_id(create=False))
-    if ix is None or not ix.extra.get("raise_to"):
+    if ix is None or not ix.raise_to:
         session.pop(CONTINUE_KEY, None)
         return None
     return ix
@@ -186,7 +186,7 @@ def account_assurance() -> BaseResponse:
     ix_id = request.args.get("ix", "")[:64]
     if ix_id:
         ix = runtime().interactions.load(ix_id, browser_id(create=False))
-        if ix is not None and ix.extra.get("raise_to"):
+        if ix is not None and ix.raise_to:
             session[CONTINUE_KEY] = ix.id
     return _page()
 

@@ -97,7 +97,7 @@ def citizen(ix_id: str) -> BaseResponse:
             return page("citizen_login.html", ix, status=401, form=form, error=error)
         attempt.succeeded()
     captcha.sign_in_succeeded(username)
-    ix.extra.pop("step_up", None)  # a whole sign-in now, not the step-up this interaction began with
+    ix.step_up = False  # a whole sign-in now, not the step-up this interaction began with
     if account.status != "active":
         db.session.rollback()
         return page(
@@ -200,7 +200,7 @@ def begin_step_up(ix: Interaction, account_id: int, amr: list[str]) -> BaseRespo
     db.session.rollback()
     if not phones:
         return None
-    ix.extra["step_up"] = True
+    ix.step_up = True
     ix.pending_account_id, ix.otp_phone, ix.otp_challenge = account_id, phones[0], None
     runtime().interactions.save(ix)
     return redirect(url_for("signin.otp", ix_id=ix.id))
@@ -249,7 +249,7 @@ def _otp_page(
         phone=mask_phone(ix.otp_phone or ""),
         code_sent=bool(ix.otp_challenge),
         # A step-up sends nothing until the person asks (see begin_step_up).
-        step_up_unsent=bool(ix.extra.get("step_up")) and not ix.otp_challenge,
+        step_up_unsent=ix.step_up and not ix.otp_challenge,
         lifetime_minutes=minutes(rt.config["OTP_LIFETIME"]),
         resend_wait=rt.otp.cooldown_left(ix.pending_account_id, ix.id),
         sends_left=max(0, daily - rt.otp.sent_today(ix.pending_account_id)),

@@ -10,7 +10,6 @@ flood of wrong citizen logins never locks staff out and the reverse.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from flask import abort, redirect, request, url_for
@@ -35,7 +34,7 @@ from idp.identity.totp import (
 )
 from idp.runtime import runtime
 from idp.sessions.browser import client_address, renew_binding
-from idp.sessions.interaction import Interaction
+from idp.sessions.interaction import Interaction, OrgProgress
 from idp.sessions.otp import OtpSendRefused, refusal_message
 from idp.sessions.throttle import LockoutPolicy, Throttle
 from idp.store.models import Account, db
@@ -71,28 +70,12 @@ class RecoveryForm(FlaskForm):
     recovery_code = StringField(validators=[DataRequired(), Length(max=20)])
 
 
-@dataclass
-class OrgProgress:
-    """How far a staff member got in this interaction (kept in the interaction, server side)."""
-
-    account_id: int
-    phone: str | None
-    totp: bool
-    recovery: bool
-    challenge: str | None = None
-    verified_amr: list[str] | None = None  # the second factor passed
-    used_recovery: bool = False
-    enrol_secret: str | None = None  # encrypted, until the first code confirms it
-    methods_seen: list[str] = field(default_factory=list)
-
-
 def _progress(ix: Interaction) -> OrgProgress | None:
-    data = ix.extra.get("org")
-    return OrgProgress(**data) if data else None
+    return ix.org
 
 
 def _save(ix: Interaction, progress: OrgProgress) -> None:
-    ix.extra["org"] = asdict(progress)
+    ix.org = progress
     runtime().interactions.save(ix)
 
 
@@ -398,7 +381,7 @@ def _finish(ix: Interaction, progress: OrgProgress) -> BaseResponse:
     account = db.session.get(Account, progress.account_id)
     active = account is not None and is_active_staff(account)
     db.session.rollback()
-    ix.extra.pop("org", None)
+    ix.org = None
     if not active:  # locked (or its organization suspended) since the password was checked
         runtime().interactions.save(ix)
         return redirect(url_for("signin.organization", ix_id=ix.id))
