@@ -35,7 +35,6 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import g, redirect, request, session, url_for
 from flask_babel import get_locale
-from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -45,6 +44,7 @@ from idp.runtime import runtime
 from idp.sessions.browser import browser_id, sso_cookie
 from idp.sessions.sso import SsoSession
 from idp.store.models import Account, AccountRole, db
+from idp.web.errors import NotAllowed
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -128,15 +128,7 @@ def signed_in(
                     back, client=client, acr=acr, max_age=runtime().config["ACCOUNT_RECENT_SIGNIN"]
                 )
             if roles and not _holds_roles(me.account_id, roles):
-                from idp.web import problem_page
-
-                return problem_page(
-                    403,
-                    _("Bạn không có quyền xem trang này"),
-                    _(
-                        "Tài khoản của bạn chưa được giao vai trò cần cho trang này. Vui lòng liên hệ quản trị viên."
-                    ),
-                )
+                return NotAllowed(f"account {me.account_id} lacks one of {roles}").response()
             g.signed_in_person = me
             return fn(*args, **kwargs)
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 from typing import Any
 
-from flask import Flask, Response, current_app, g, jsonify, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import Babel
 from flask_babel import gettext as _
@@ -24,6 +23,8 @@ from idp.messaging.sms import SmsUnavailable
 from idp.sessions.browser import LANG_COOKIE, cookie_name
 from idp.store.ephemeral import StoreUnavailable
 from idp.store.models import db
+from idp.web import errors
+from idp.web.errors import new_error_id, problem_page
 
 log = logging.getLogger("idp.web")
 
@@ -42,10 +43,6 @@ class PageSessionInterface(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
-def new_error_id() -> str:
-    return "E-" + secrets.token_hex(4).upper()
-
-
 def is_api_request() -> bool:
     return request.path.startswith(API_PREFIXES)
 
@@ -62,30 +59,6 @@ def select_locale() -> str:
         if base in LOCALES:
             return base
     return current_app.config["DEFAULT_LOCALE"]
-
-
-def problem_page(
-    status: int,
-    title: str,
-    message: str,
-    *,
-    error_id: str | None = None,
-    hint: str | None = None,
-    retry_url: str | None = None,
-) -> Response:
-    body = render_template(
-        "error.html",
-        status=status,
-        title=title,
-        message=message,
-        error_id=error_id,
-        hint=hint,
-        retry_url=retry_url,
-    )
-    response = Response(body, status=status, mimetype="text/html")
-    if status == 503:
-        response.headers["Retry-After"] = "30"
-    return response
 
 
 def oauth_json_error(status: int, error: str, description: str) -> Response:
@@ -118,6 +91,7 @@ def _unavailable(exc: Exception) -> Response:
 def install(app: Flask) -> None:
     from idp.web.pages import vietnam_time
 
+    errors.install(app)
     Babel(app, locale_selector=select_locale)
     app.session_interface = PageSessionInterface()
     app.add_template_filter(vietnam_time, "vietnam_time")

@@ -130,6 +130,15 @@ class RegistrationPaused(FlowProblem):
     )
 
 
+# -- the person may not do this --------------------------------------------------------------------
+class NotAllowed(FlowProblem):
+    status = 403
+    title = _l("Bạn không có quyền xem trang này")
+    message = _l(
+        "Tài khoản của bạn chưa được giao vai trò cần cho trang này. Vui lòng liên hệ quản trị viên."
+    )
+
+
 def install(app: Any) -> None:
     @app.errorhandler(FlowProblem)
     def flow_problem(exc: FlowProblem) -> Response:

@@ -117,7 +117,8 @@ def deferred_refusal() -> Refused | None:
 
 
 def install(app: Flask) -> None:
-    from idp.web import is_api_request, oauth_json_error, problem_page
+    from idp.web import is_api_request, oauth_json_error
+    from idp.web.errors import problem_page
 
     @app.before_request
     def refuse_bad_input() -> BaseResponse | None:

@@ -8,7 +8,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from flask import Response, abort, g, redirect, render_template, url_for
+from flask import Response, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import select
@@ -24,26 +24,15 @@ from idp.sessions.interaction import Interaction, LoginResult
 from idp.sessions.otp import OtpCheck, OtpOutcome
 from idp.sessions.throttle import Throttle
 from idp.store.models import Account, db
+from idp.web.errors import SignInExpired
 
 
 def load_interaction(ix_id: str) -> Interaction:
     ix = runtime().interactions.load(ix_id, browser_id(create=False))
     if ix is None:
-        abort(expired())
+        raise SignInExpired()
     g.ui_locales = ix.ui_locales
     return ix
-
-
-def expired() -> BaseResponse:
-    from idp.web import problem_page
-
-    return problem_page(
-        400,
-        _("Phiên đăng nhập đã hết hạn"),
-        _(
-            "Phiên đăng nhập này đã hết hạn hoặc được mở trên trình duyệt khác. Vui lòng quay lại trang dịch vụ công và bấm Đăng nhập lại."
-        ),
-    )
 
 
 def client_name_of(ix: Interaction) -> str:
@@ -100,7 +89,7 @@ def finish_login(ix: Interaction, account_id: int, amr: list[str], door: str = "
     account = db.session.execute(select(Account).where(Account.id == account_id)).scalar_one_or_none()
     if account is None or account.person is None or account.status != "active":
         db.session.rollback()
-        return expired()
+        return SignInExpired().response()
     person = account.person
     acr = session_acr(person.loa, amr)
     audit.record(

@@ -28,6 +28,7 @@ from idp.sessions.browser import client_address, drop_sso_cookie
 from idp.sessions.sso import SsoSession
 from idp.store.models import Account, Consent, Grant, db, utcnow
 from idp.web.consents import describe_consent
+from idp.web.errors import AccountSignInExpired
 from idp.web.forms import ActionForm
 from idp.web.pages import vietnam_time
 
@@ -61,20 +62,8 @@ def account_callback() -> BaseResponse:
     if done.cancelled:
         return redirect(url_for("account.account_signed_out", cancelled=1, next=done.next), 303)
     if done.next is None:
-        return _expired()
+        return AccountSignInExpired().response()
     return redirect(done.next, 303)
-
-
-def _expired() -> BaseResponse:
-    from idp.web import problem_page
-
-    return problem_page(
-        400,
-        _("Chưa vào được trang quản lý tài khoản"),
-        _(
-            "Lần đăng nhập này đã hết hạn hoặc được mở trên trình duyệt khác. Vui lòng mở lại trang quản lý tài khoản và đăng nhập."
-        ),
-    )
 
 
 # -- pages -----------------------------------------------------------------------------------

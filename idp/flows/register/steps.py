@@ -68,6 +68,12 @@ from idp.verifiers.base import (
     VerifierUnavailable,
 )
 from idp.web import captcha
+from idp.web.errors import (
+    RegisterRefusedRequest,
+    RegisterUnavailable,
+    RegistrationExpired,
+    RegistrationPaused,
+)
 from idp.web.forms import ActionForm, OtpForm
 from idp.web.pages import client_name_of, lockout_message, minutes, otp_refusal
 from idp.web.passwords import POLICY_TEXTS, NewPasswordForm
@@ -146,7 +152,7 @@ def load(rid: str) -> Registration:
     """The registration of this browser, or an expiry page."""
     reg = REGISTRATIONS.load(rid)
     if reg is None:
-        abort(expired())
+        raise RegistrationExpired()
     interaction(reg.ix_id)  # the sign-in's language, when there is one
     return reg
 
@@ -160,18 +166,6 @@ def start(method: str, kind: str) -> Registration:
         kind=kind,
         ix_id=ix.id if ix else None,
         expires_at=time.time() + runtime().config["REGISTRATION_LIFETIME"],
-    )
-
-
-def expired() -> BaseResponse:
-    from idp.web import problem_page
-
-    return problem_page(
-        400,
-        _("Phiên đăng ký đã hết hạn"),
-        _(
-            "Phiên đăng ký này đã hết hạn hoặc được mở trên trình duyệt khác. Thông tin bạn nhập chưa được lưu. Vui lòng bấm Đăng ký để làm lại từ đầu."
-        ),
     )
 
 
@@ -209,43 +203,11 @@ def already_registered(reg: Registration | None, number: str, status: int = 409)
 def verifier_failed(reg: Registration | None, error: VerifierError, retry: str) -> BaseResponse:
     """A register could not answer: nothing was written; say so and what to do, with an error id
     that is in the operator's log line."""
-    from idp.web import new_error_id, problem_page
-
-    hotline = runtime().config["SUPPORT_HOTLINE"]
-    error_id = new_error_id()
     if isinstance(error, VerifierUnavailable):
-        log.warning("registration check unavailable error_id=%s: %s", error_id, error)
-        return problem_page(
-            503,
-            _("Chưa kiểm tra được thông tin"),
-            _(
-                "Hệ thống cơ sở dữ liệu cần để kiểm tra thông tin tạm thời chưa trả lời. Thông tin bạn nhập chưa được lưu. Vui lòng thử lại sau ít phút."
-            ),
-            error_id=error_id,
-            retry_url=retry,
-        )
+        return RegisterUnavailable(str(error), retry_url=retry).response()
     if isinstance(error, VerifierRejected):
-        log.warning("registration check rejected error_id=%s: %s", error_id, error)
-        return problem_page(
-            400,
-            _("Chưa kiểm tra được thông tin"),
-            _(
-                "Cơ sở dữ liệu không nhận yêu cầu kiểm tra với thông tin đã nhập. Vui lòng kiểm tra lại thông tin, hoặc gọi tổng đài hỗ trợ %(hotline)s.",
-                hotline=hotline,
-            ),
-            error_id=error_id,
-            retry_url=retry,
-        )
-    log.error("registration check failed error_id=%s (%s): %s", error_id, type(error).__name__, error)
-    return problem_page(
-        503,
-        _("Chức năng đăng ký đang tạm dừng"),
-        _(
-            "Chức năng đăng ký đang tạm dừng để khắc phục sự cố. Vui lòng thử lại sau hoặc gọi tổng đài hỗ trợ %(hotline)s.",
-            hotline=hotline,
-        ),
-        error_id=error_id,
-    )
+        return RegisterRefusedRequest(str(error), retry_url=retry).response()
+    return RegistrationPaused(f"{type(error).__name__}: {error}").response()
 
 
 def checks_exhausted() -> int:
@@ -600,7 +562,9 @@ def register_otp(rid: str) -> BaseResponse:
     reg = load(rid)
     rt = runtime()
     if reg.done or reg.phone_verified or reg.phone is None:
-        return next_step(reg) if reg.phone else abort(expired())
+        if not reg.phone:
+            raise RegistrationExpired()
+        return next_step(reg)
     if request.method == "GET":
         return otp_page(reg, notice=_("Đã gửi mã OTP mới.") if request.args.get("sent") else None)
     form = OtpForm()
@@ -700,7 +664,7 @@ def register_password(rid: str) -> BaseResponse:
     # Used up before the account is written, so that a second submission cannot register twice.
     held = REGISTRATIONS.take(reg.id)
     if held is None or held["done"]:
-        abort(expired())
+        raise RegistrationExpired()
     finish = FINISHERS.get(reg.method, create_account)
     refused = finish(reg, password_hash)
     if refused is not None:

@@ -12,8 +12,9 @@ from idp.sessions.browser import client_address, sso_cookie
 from idp.sessions.interaction import Interaction
 from idp.store.models import db
 from idp.web.consents import describe_consent
+from idp.web.errors import SignInExpired
 from idp.web.forms import ActionForm
-from idp.web.pages import expired, load_interaction, page
+from idp.web.pages import load_interaction, page
 
 
 # -- consent -----------------------------------------------------------------------------------
@@ -32,7 +33,7 @@ def consent(ix_id: str) -> BaseResponse:
         return redirect(url_for("oidc.resume", ix_id=ix.id))
     account_id = _signed_in_account(ix)
     if account_id is None:
-        return expired()
+        return SignInExpired().response()
     consents.grant(account_id, ix.client_id, ix.scope, ix.claims, ip=client_address())
     db.session.commit()
     ix.consent_given = True

@@ -46,6 +46,7 @@ from idp.sessions.otp import OtpSendRefused, refusal_message
 from idp.sessions.records import BrowserRecords
 from idp.store.models import Account, Person, Phone, db
 from idp.web import captcha
+from idp.web.errors import PasswordResetExpired
 from idp.web.forms import ActionForm, OtpForm
 from idp.web.pages import client_name_of, lockout_message, minutes, otp_refusal
 from idp.web.passwords import NewPasswordForm, check_new_password, set_password
@@ -99,20 +100,8 @@ def _load(rid: str) -> Reset:
     """The reset of this browser, or an expiry page."""
     reset = RESETS.load(rid)
     if reset is None:
-        abort(_expired())
+        raise PasswordResetExpired()
     return reset
-
-
-def _expired() -> BaseResponse:
-    from idp.web import problem_page
-
-    return problem_page(
-        400,
-        _("Yêu cầu lấy lại mật khẩu đã hết hạn"),
-        _(
-            "Yêu cầu lấy lại mật khẩu này đã hết hạn hoặc được mở trên trình duyệt khác. Vui lòng bấm Quên mật khẩu để làm lại từ đầu."
-        ),
-    )
 
 
 def _interaction(ix_id: str | None) -> Interaction | None:
@@ -323,7 +312,7 @@ def forgot_new(rid: str) -> BaseResponse:
     account = db.session.get(Account, reset.account_id)
     if account is None or account.status != "active":
         db.session.rollback()
-        abort(_expired())
+        raise PasswordResetExpired()
     check = check_new_password(account, form)
     if not check.ok:
         db.session.rollback()
@@ -341,7 +330,7 @@ def forgot_new(rid: str) -> BaseResponse:
     # Used up before the change, so that a second submission cannot set the password again.
     held = RESETS.take(reset.id)
     if held is None or not held["verified"] or held["done"]:
-        abort(_expired())
+        raise PasswordResetExpired()
     set_password(
         reset.account_id, password_hash, action="password.reset", actor=f"account:{reset.account_id}"
     )
