@@ -4,7 +4,8 @@ One home for the rule and the record. A request is covered when every scope it a
 granted and every personal claim it would release (those of its scopes and those named in the
 `claims` request parameter) was agreed to; the caller says which claims a request releases
 (idp.oidc.claims), so the rule here does not depend on the protocol's claim tables. Granting
-merges with what was agreed before; withdrawing is the account area's (it also revokes grants).
+merges with what was agreed before; withdrawing deletes the consent and revokes the grants it
+allowed, in one transaction (the caller then stops their tokens and sessions at once).
 """
 
 from __future__ import annotations
@@ -12,10 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
 from idp.identity import audit
-from idp.store.models import Consent, db, utcnow
+from idp.store.models import Consent, Grant, db, utcnow
+
+# The code exchange's check (idp.oidc.tokens), built once with bound parameters. FOR SHARE
+# (PostgreSQL): a withdrawal (which locks the consent FOR UPDATE) waits for the exchange to commit
+# and then revokes the grant it wrote, or the exchange waits and finds no consent.
+FOR_EXCHANGE = (
+    select(Consent.scope, Consent.claims)
+    .where(Consent.account_id == bindparam("account_id"), Consent.client_id == bindparam("client_id"))
+    .with_for_update(read=True)
+)
 
 
 @dataclass(frozen=True)
@@ -75,3 +85,59 @@ def grant(account_id: int, client_id: str, scope: str, claims: Iterable[str], *,
 
 def _merge(before: str | None, added: Iterable[str]) -> str:
     return " ".join(dict.fromkeys((before or "").split() + list(added)))
+
+
+def of_account(account_id: int) -> list[Consent]:
+    """The person's consents, the most recent first."""
+    return list(
+        db.session.execute(
+            select(Consent).where(Consent.account_id == account_id).order_by(Consent.granted_at.desc())
+        ).scalars()
+    )
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    scope: str
+    grant_ids: list[str]
+
+
+def withdraw(account_id: int, client_id: str, *, ip: str | None) -> Withdrawn | None:
+    """Delete the consent and revoke the client's grants for this person (refresh-token families),
+    audited, committed. None when there was no consent. The caller stops the grants' access
+    tokens and signs the person out of the client (``runtime().withdraw_client``)."""
+    # Locked first: a code exchange under way (which reads it FOR SHARE) either commits its grant
+    # before the grants below are looked for, or waits and then finds no consent.
+    consent = db.session.execute(
+        select(Consent)
+        .where(Consent.account_id == account_id, Consent.client_id == client_id)
+        .with_for_update()
+    ).scalar_one_or_none()
+    if consent is None:
+        db.session.rollback()
+        return None
+    grant_ids = list(
+        db.session.execute(
+            select(Grant.id).where(
+                Grant.account_id == account_id, Grant.client_id == client_id, Grant.revoked_at.is_(None)
+            )
+        ).scalars()
+    )
+    if grant_ids:
+        db.session.execute(
+            update(Grant)
+            .where(Grant.id.in_(grant_ids), Grant.revoked_at.is_(None))
+            .values(revoked_at=utcnow(), revoked_reason="consent_revoked")
+        )
+    db.session.delete(consent)
+    audit.record(
+        "consent.revoked",
+        actor=f"account:{account_id}",
+        account_id=account_id,
+        client_id=client_id,
+        ip=ip,
+        scope=consent.scope,
+        grants_revoked=len(grant_ids),
+    )
+    db.session.commit()
+    return Withdrawn(consent.scope, grant_ids)

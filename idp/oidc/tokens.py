@@ -22,9 +22,10 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 
+from idp.identity import consents
 from idp.identity.consents import Consented
 from idp.store.ephemeral import EphemeralStore
-from idp.store.models import Account, Consent, Grant, RefreshToken, db, utcnow
+from idp.store.models import Account, Grant, RefreshToken, db, utcnow
 
 CODE_REPLAY_WINDOW = 600  # seconds a used code is remembered, to recognise replays
 
@@ -163,13 +164,6 @@ _FIND_REFRESH = (
 # the same on every call skips both its construction and SQLAlchemy's adaptation of a cached
 # compilation to a new statement (about a tenth of a refresh grant's CPU when built per call).
 _ACCOUNT_STATUS = select(Account.status).where(Account.id == bindparam("account_id"))
-# FOR SHARE (PostgreSQL): a withdrawal of the consent (which locks it FOR UPDATE) waits for this
-# exchange to commit and then revokes the grant it wrote, or this exchange waits and finds none.
-_CONSENT = (
-    select(Consent.scope, Consent.claims)
-    .where(Consent.account_id == bindparam("account_id"), Consent.client_id == bindparam("client_id"))
-    .with_for_update(read=True)
-)
 _INSERT_GRANT = insert(Grant)
 _INSERT_REFRESH = insert(RefreshToken)
 _UNUSED_SUCCESSOR = select(RefreshToken.token_hash).where(
@@ -280,7 +274,11 @@ class TokenService:
     def consent_covers(self, account_id: int, client_id: str, scope: str, claims: Iterable[str]) -> bool:
         """Whether the person's consent to the client still covers `scope` and the personal
         `claims` the grant releases (current transaction)."""
-        row = _core().execute(_CONSENT, {"account_id": account_id, "client_id": client_id}).one_or_none()
+        row = (
+            _core()
+            .execute(consents.FOR_EXCHANGE, {"account_id": account_id, "client_id": client_id})
+            .one_or_none()
+        )
         return row is not None and Consented.of(row[0], row[1]).covers(scope, claims)
 
     def create_grant(

@@ -13,20 +13,19 @@ from typing import Any, TypeVar
 from flask import Response, abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.apps import gate
 from idp.apps.account import bp
 from idp.apps.gate import SignedInPerson, current_person, is_recent, signed_in
 from idp.clients import ACCOUNT_CLIENT_ID
-from idp.identity import audit
+from idp.identity import audit, consents
 from idp.identity.identifiers import mask_id, mask_phone
 from idp.identity.remembered_devices import forget_all
 from idp.runtime import runtime
 from idp.sessions.browser import client_address, drop_sso_cookie
 from idp.sessions.sso import SsoSession
-from idp.store.models import Account, Consent, Grant, db, utcnow
+from idp.store.models import Account, db
 from idp.web.consents import describe_consent
 from idp.web.errors import AccountSignInExpired
 from idp.web.forms import ActionForm
@@ -268,11 +267,8 @@ class ConsentRow:
 
 def _consents(account_id: int) -> list[ConsentRow]:
     rt = runtime()
-    rows = db.session.execute(
-        select(Consent).where(Consent.account_id == account_id).order_by(Consent.granted_at.desc())
-    ).scalars()
     found = []
-    for c in rows:
+    for c in consents.of_account(account_id):
         client = rt.clients.get(c.client_id)
         found.append(
             ConsentRow(
@@ -289,55 +285,24 @@ def _consents(account_id: int) -> list[ConsentRow]:
 @signed_in
 def account_consents() -> BaseResponse:
     me = current_person()
-    consents = _consents(me.account_id)
+    rows = _consents(me.account_id)
     db.session.rollback()
     return _render(
-        "account/consents.html", section="consents", form=ActionForm(), consents=consents, notice=_notice()
+        "account/consents.html", section="consents", form=ActionForm(), consents=rows, notice=_notice()
     )
 
 
 @bp.post("/account/consents/revoke")
 @signed_in
 def account_revoke_consent() -> BaseResponse:
-    """Delete the consent, revoke the client's grants for this person (refresh-token families and
-    their access tokens) and sign the person out of that client: one transaction, audited."""
+    """Withdraw the consent (idp.identity.consents.withdraw: one transaction, audited), then stop
+    the client's access tokens and sign the person out of that client."""
     me = current_person()
     if not ActionForm().validate_on_submit():
         abort(400)
     client_id = request.form.get("client_id", "")
-    # Locked first: a code exchange under way (which reads it FOR SHARE) either commits its grant
-    # before the grants below are looked for, or waits and then finds no consent.
-    consent = db.session.execute(
-        select(Consent)
-        .where(Consent.account_id == me.account_id, Consent.client_id == client_id)
-        .with_for_update()
-    ).scalar_one_or_none()
-    if consent is None:
-        db.session.rollback()
+    withdrawn = consents.withdraw(me.account_id, client_id, ip=client_address())
+    if withdrawn is None:
         return redirect(url_for("account.account_consents"), 303)
-    grant_ids = list(
-        db.session.execute(
-            select(Grant.id).where(
-                Grant.account_id == me.account_id, Grant.client_id == client_id, Grant.revoked_at.is_(None)
-            )
-        ).scalars()
-    )
-    if grant_ids:
-        db.session.execute(
-            update(Grant)
-            .where(Grant.id.in_(grant_ids), Grant.revoked_at.is_(None))
-            .values(revoked_at=utcnow(), revoked_reason="consent_revoked")
-        )
-    db.session.delete(consent)
-    audit.record(
-        "consent.revoked",
-        actor=f"account:{me.account_id}",
-        account_id=me.account_id,
-        client_id=client_id,
-        ip=client_address(),
-        scope=consent.scope,
-        grants_revoked=len(grant_ids),
-    )
-    db.session.commit()
-    runtime().withdraw_client(me.account_id, client_id, grant_ids, "consent_revoked")
+    runtime().withdraw_client(me.account_id, client_id, withdrawn.grant_ids, "consent_revoked")
     return redirect(url_for("account.account_consents", done="revoked"), 303)
