@@ -19,7 +19,6 @@ import datetime as dt
 import getpass
 import json
 import os
-import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -407,84 +406,40 @@ def add_citizen(**options: Any) -> None:
 )
 @click.option("--operator", default=None, help="Who saw the ID card (default: the login user).")
 @click.option("--no-sms", is_flag=True, help="Do not text the citizen how to set the password.")
-def register_in_person(**options: Any) -> None:
+def accounts_register_in_person(**options: Any) -> None:
     """Register a citizen who showed their ID card to an operator: LoA3 (DESIGN §5).
 
     The data are checked against the population register first (a typo is caught before the
     account exists). Operators never see or set passwords: the account has none until the
     citizen sets one through "Quên mật khẩu" with an OTP to this phone; an SMS tells them how.
     """
-    from idp.identity.accounts import AlreadyRegistered
-    from idp.identity.identifiers import (
-        InvalidIdentifier,
-        check_birth_date,
-        check_id_number,
-        mask_id,
-        normalize_name,
-        normalize_phone,
-        parse_date,
-    )
-    from idp.identity.registration import ProvenIdentity, register_citizen, registered_number
-    from idp.verifiers.base import VerifierError
+    from idp.identity.identifiers import mask_id
+    from idp.proofing.in_person import InPerson, InPersonRefused, register_in_person
 
     operator = _operator(options["operator"])
     method = options["method"].replace("-", "_")
     app = _app()
     with app.app_context(), _closing_database():
-        rt = app.extensions["idp"]
-        try:
-            birth_date = check_birth_date(parse_date(options["birth_date"]))
-            id_number = check_id_number(options["id_number"], birth_date, options["gender"])
-            phone = normalize_phone(options["phone"])
-        except InvalidIdentifier as exc:
-            _fail(str(exc))
-        full_name = normalize_name(options["full_name"])
-        number = registered_number(id_number)
-        if number:
-            _fail(
-                f"ID number {mask_id(number)} is already registered (see the support console to help the citizen)"
-            )
-        try:
-            check = rt.registers.population.check_citizen(
-                id_number=id_number, full_name=full_name, birth_date=birth_date, gender=options["gender"]
-            )
-        except VerifierError as exc:
-            _fail(f"the population register did not answer: {exc}")
-        if not check.verified:
-            fields = ", ".join(check.mismatched) or "no record"
-            _fail(f"no matching population record ({fields}): check the ID card and the data typed")
-        stamp = dt.datetime.now(dt.UTC)
-        identity = ProvenIdentity(
-            id_number=id_number,
-            full_name=check.attributes.get("full_name") or full_name,
-            birth_date=birth_date,
-            gender=options["gender"] or check.attributes.get("gender"),
+        data = InPerson(
+            id_number=options["id_number"],
+            full_name=options["full_name"],
+            birth_date=options["birth_date"],
+            phone=options["phone"],
             method=method,
-            verifier=f"operator:{operator}"[:80],
-            evidence_id=f"{method}:{secrets.token_hex(8)};population:{check.evidence_id}"[:160],
-            verified_at=stamp.replace(tzinfo=None),
+            place=options["place"],
+            operator=operator,
+            gender=options["gender"],
+            email=options["email"],
         )
         try:
-            account = register_citizen(
-                identity,
-                phone=phone,
-                password_hash=None,
-                email=options["email"],
-                actor=f"operator:{operator}",
-                place=options["place"],
-            )
-        except AlreadyRegistered as exc:
+            done = register_in_person(app.extensions["idp"], data, send_sms=not options["no_sms"])
+        except InPersonRefused as exc:
             _fail(str(exc))
-        if not options["no_sms"]:
-            rt.sms.send(
-                phone,
-                "Tai khoan dich vu cong cua ban da duoc tao. De dat mat khau, vao "
-                f"{rt.config['ISSUER']}/password/forgot, nhap so dinh danh va ma OTP gui toi so nay.",
-            )
+        id_number, stamp = done.id_number, done.created_at
         click.echo(
             json.dumps(
                 {
-                    "account_id": account.id,
+                    "account_id": done.account_id,
                     "id_number": mask_id(id_number),
                     "loa": "LoA3",
                     "method": method,

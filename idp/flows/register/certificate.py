@@ -14,7 +14,7 @@ and §1.4), for citizens and enterprises.
     -> the phone: the SIM's own number is proven by its signature (no SMS); with a USB token the
        person types a phone that gets an SMS OTP (registration.send_first_otp)
     -> the password page (registration.register_password), with the enterprise's extra fields
-       (_register_extra.html, checked by FINISH_CHECKS) -> the account (FINISHERS).
+       (_register_extra.html, checked by finish_checks) -> the account (finish).
 
 Duplicate keys: the certificate's ID number for a citizen (a CMND number is normalized to the
 12-digit number through the population register first), the tax code for an enterprise. A
@@ -39,7 +39,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import StringField
 from wtforms.validators import Length
 
-from idp.flows.register import bp
+from idp.flows.register import bp, methods
 from idp.flows.register import steps as regflow
 from idp.flows.register.steps import (
     _EMAIL,
@@ -102,15 +102,13 @@ from idp.web.signing import (
 log = logging.getLogger("idp.registration")
 
 PURPOSE = "register"
-KINDS = ("citizen", "enterprise")
-DEVICES = ("sim", "usb")
+DEVICES = tuple(m.key for m in methods.by_certificate())  # "sim", "usb"
 
-TITLES = {
-    ("citizen", "sim"): _l("Đăng ký bằng Sim ký số"),
-    ("citizen", "usb"): _l("Đăng ký bằng USB ký số"),
-    ("enterprise", "sim"): _l("Đăng ký doanh nghiệp bằng Sim ký số"),
-    ("enterprise", "usb"): _l("Đăng ký doanh nghiệp bằng USB ký số"),
-}
+
+def _title(kind: str, device: str) -> str:
+    found = methods.method(device)
+    assert found is not None
+    return str(found.titles[kind])
 
 
 # -- step 1: who, how --------------------------------------------------------------------------
@@ -141,7 +139,7 @@ def _start_page(
         "register_certificate.html",
         _stub(kind, device),
         status=status,
-        title=TITLES[(kind, device)],
+        title=_title(kind, device),
         device=device,
         kind=kind,
         captcha=captcha.new_challenge() if device == "sim" else None,
@@ -218,8 +216,9 @@ def register_certificate(kind: str, device: str) -> BaseResponse:
 
 # /register/citizen/sim etc.: static rules, so that they win over /register/citizen/<method> of
 # the register-based methods.
-for _kind in KINDS:
-    for _device in DEVICES:
+for _method in methods.by_certificate():
+    for _kind in _method.kinds:
+        _device = _method.key
         bp.add_url_rule(
             f"/register/{_kind}/{_device}",
             endpoint="register_certificate",
@@ -252,7 +251,7 @@ def _again(reg: Registration, status: int, message: str, **context: Any) -> Base
         "register_certificate.html",
         reg,
         status=status,
-        title=TITLES[(reg.kind, reg.method)],
+        title=_title(reg.kind, reg.method),
         device=reg.method,
         kind=reg.kind,
         captcha=captcha.new_challenge() if reg.method == "sim" else None,
@@ -275,7 +274,7 @@ def _sim_page(reg: Registration, status: int = 200, notice: str | None = None) -
         "register_sim_wait.html",
         reg,
         status=status,
-        title=TITLES[(reg.kind, "sim")],
+        title=_title(reg.kind, "sim"),
         form=ActionForm(),
         notice=notice,
         masked_phone=mask_phone(reg.extra["sim_phone"]),
@@ -352,7 +351,7 @@ def register_usb(rid: str) -> BaseResponse:
         "register_usb_sign.html",
         reg,
         **usb_context(reg.extra, url_for("register.register_signature", rid=reg.id)),
-        title=TITLES[(reg.kind, "usb")],
+        title=_title(reg.kind, "usb"),
     )
 
 
@@ -515,7 +514,7 @@ def _info_page(
         "register_certificate_info.html",
         reg,
         status=status,
-        title=TITLES[(reg.kind, reg.method)],
+        title=_title(reg.kind, reg.method),
         form=context.pop("form", None) or InfoForm(formdata=None),
         error=error,
         field_errors=context.pop("field_errors", {}),
@@ -688,8 +687,3 @@ def _naive(iso: str) -> Any:
     if value.tzinfo is not None:
         value = value.astimezone(dt.UTC).replace(tzinfo=None)
     return value
-
-
-for _device in DEVICES:
-    regflow.FINISH_CHECKS[_device] = finish_checks
-    regflow.FINISHERS[_device] = finish

@@ -33,13 +33,12 @@ from typing import Any
 
 from flask import Response, abort, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import StringField
 from wtforms.validators import Length
 
-from idp.flows.register import bp
+from idp.flows.register import bp, methods
 from idp.identity.accounts import AlreadyRegistered
 from idp.identity.identifiers import (
     InvalidIdentifier,
@@ -55,6 +54,7 @@ from idp.identity.identifiers import (
 )
 from idp.identity.passwords import check_policy
 from idp.identity.registration import ProvenIdentity, register_citizen, registered_number
+from idp.proofing.register_checks import Claimed, Refused
 from idp.runtime import runtime
 from idp.sessions.browser import browser_id, client_address, renew_binding
 from idp.sessions.interaction import Interaction
@@ -81,17 +81,6 @@ from idp.web.passwords import POLICY_TEXTS, NewPasswordForm
 log = logging.getLogger("idp.registration")
 
 OTP_PURPOSE = "registration"
-CITIZEN_METHODS = ("subscriber", "social_insurance", "population", "sim", "usb")
-ENTERPRISE_METHODS = ("sim", "usb")
-REGISTER_METHODS = ("subscriber", "social_insurance", "population")  # checked against a register
-
-METHOD_TITLES = {
-    "subscriber": _l("Đăng ký bằng thuê bao di động"),
-    "social_insurance": _l("Đăng ký bằng mã số bảo hiểm xã hội"),
-    "population": _l("Đăng ký bằng thông tin dân cư"),
-    "sim": _l("Đăng ký bằng Sim ký số"),
-    "usb": _l("Đăng ký bằng USB ký số"),
-}
 
 
 @dataclass
@@ -179,6 +168,12 @@ def interaction(ix_id: str | None) -> Interaction | None:
     return ix
 
 
+def _title(reg: Registration | None) -> str | None:
+    found = methods.method(reg.method) if reg else None
+    title = found.titles.get(reg.kind) if found is not None and reg is not None else None
+    return str(title) if title is not None else None
+
+
 def render(template: str, reg: Registration | None, status: int = 200, **context: Any) -> BaseResponse:
     ix = interaction(reg.ix_id if reg else request.args.get("ix"))
     body = render_template(
@@ -186,7 +181,9 @@ def render(template: str, reg: Registration | None, status: int = 200, **context
         reg=reg,
         ix=ix,
         client_name=client_name_of(ix) if ix else None,
-        method_title=METHOD_TITLES.get(reg.method) if reg else None,
+        method_title=_title(reg),
+        method=methods.method(reg.method) if reg else None,
+        methods=methods,
         lifetime_minutes=minutes(runtime().config["OTP_LIFETIME"]),
         registering=True,
         **context,
@@ -287,8 +284,10 @@ def _date(text: str, field_name: str, entered: Entered, required_message: str) -
         return None
 
 
-def read_form(form: RegisterForm, method: str) -> Entered:
-    """Check every format before any register is asked (the issue's input formats)."""
+def read_form(form: RegisterForm, found: methods.RegistrationMethod) -> Entered:
+    """Check the format of every field the method asks before any register is asked."""
+    asks = set(found.fields)
+    legacy_allowed = "id_number_or_cmnd" in asks
     entered = Entered()
     errors = entered.errors
     name = normalize_name(form.full_name.data or "")
@@ -300,7 +299,7 @@ def read_form(form: RegisterForm, method: str) -> Entered:
     entered.birth_date = _date(
         form.birth_date.data or "", "birth_date", entered, _("Vui lòng nhập ngày sinh.")
     )
-    if method == "social_insurance":
+    if "bhxh_code" in asks:
         try:
             entered.bhxh_code = check_bhxh_code(form.bhxh_code.data or "")
         except InvalidIdentifier:
@@ -309,12 +308,12 @@ def read_form(form: RegisterForm, method: str) -> Entered:
             )
     else:
         number = re.sub(r"\s", "", form.id_number.data or "")
-        if method == "subscriber" and is_legacy_id(number):
+        if legacy_allowed and is_legacy_id(number):
             entered.legacy_id_number = number
         elif not re.fullmatch(r"\d{12}", number):
             errors["id_number"] = (
                 _("Số định danh cá nhân gồm 12 chữ số (hoặc số CMND cũ gồm 9 chữ số).")
-                if method == "subscriber"
+                if legacy_allowed
                 else _("Số định danh cá nhân gồm 12 chữ số.")
             )
         else:
@@ -326,7 +325,7 @@ def read_form(form: RegisterForm, method: str) -> Entered:
                     if exc.code == "id_number.birth_year"
                     else _("Số định danh không hợp lệ: ba chữ số đầu không phải mã tỉnh, thành phố.")
                 )
-    if method == "population":
+    if "id_issue_date" in asks:
         entered.id_issue_date = _date(
             form.id_issue_date.data or "", "id_issue_date", entered, _("Vui lòng nhập ngày cấp căn cước.")
         )
@@ -343,7 +342,8 @@ def read_form(form: RegisterForm, method: str) -> Entered:
 
 @bp.route("/register/citizen/<method>", methods=["GET", "POST"])
 def register_form(method: str) -> BaseResponse:
-    if method not in REGISTER_METHODS:
+    found = methods.method(method)
+    if found is None or not found.by_register:
         abort(404)
     form = RegisterForm()
     reg_stub = Registration(
@@ -365,7 +365,7 @@ def register_form(method: str) -> BaseResponse:
         return again(200, field_errors={})
     if not form.validate_on_submit():
         return again(400, _("Trang đã mở quá lâu. Vui lòng nhập lại."), field_errors={})
-    entered = read_form(form, method)
+    entered = read_form(form, found)
     if entered.errors:
         return again(
             400, _("Thông tin chưa hợp lệ. Vui lòng xem các lỗi bên dưới."), field_errors=entered.errors
@@ -383,7 +383,7 @@ def register_form(method: str) -> BaseResponse:
     reg = start(method, "citizen")
     retry = url_for("register.register_form", method=method, ix=reg.ix_id)
     try:
-        outcome = CHECKS[method](reg, entered)
+        outcome = run_check(found, reg, entered)
     except VerifierError as error:
         return verifier_failed(reg, error, retry)
     if outcome is not None:
@@ -398,103 +398,25 @@ def register_form(method: str) -> BaseResponse:
     return send_first_otp(reg)
 
 
-def _no_population_match() -> tuple[int, str]:
-    return 422, _(
-        "Không tìm thấy dữ liệu dân cư trùng khớp. Vui lòng kiểm tra lại số định danh, họ tên và ngày sinh đã nhập (đúng như trên căn cước công dân)."
-    )
-
-
-def _check_subscriber(reg: Registration, entered: Entered) -> tuple[int, str] | None:
-    """Mobile subscriber (seeds 002, 003): the population register knows the person, and the
-    carrier's register says the phone is theirs ("thuê bao chính chủ"). A 9-digit CMND is first
-    normalized to the 12-digit number through the population register (seed 002's note)."""
-    registers = runtime().registers
-    assert entered.birth_date is not None and entered.phone is not None
-    if entered.legacy_id_number:
-        found = registers.population.find_by_legacy_id(
-            legacy_id_number=entered.legacy_id_number,
-            full_name=entered.full_name,
-            birth_date=entered.birth_date,
-        )
-    else:
-        assert entered.id_number is not None
-        found = registers.population.check_citizen(
-            id_number=entered.id_number, full_name=entered.full_name, birth_date=entered.birth_date
-        )
-    if not found.verified or not found.attributes.get("id_number"):
-        return _no_population_match()
-    id_number = found.attributes["id_number"]
-    owner = registers.subscribers.check_subscriber(phone=entered.phone, id_number=id_number)
-    if not owner.verified:
-        return 422, _(
-            "Số điện thoại %(phone)s chưa được đăng ký thuê bao chính chủ với số định danh này. Bạn có thể soạn tin TTTB gửi 1414 để xem thông tin thuê bao, rồi liên hệ nhà mạng để cập nhật, hoặc chọn cách đăng ký khác.",
-            phone=mask_phone(entered.phone),
-        )
-    proven(
-        reg,
-        owner,
-        id_number=id_number,
-        legacy_id_number=entered.legacy_id_number,
-        full_name=found.attributes.get("full_name") or entered.full_name,
-        birth_date=entered.birth_date.isoformat(),
-        gender=found.attributes.get("gender"),
-        phone=entered.phone,
-    )
-    return None
-
-
-def _check_social_insurance(reg: Registration, entered: Entered) -> tuple[int, str] | None:
-    """Social-insurance code (seed 003): the register's person must match the name and birth date
-    typed; the duplicate check then uses the ID number the register gives."""
-    assert entered.bhxh_code and entered.birth_date is not None and entered.phone is not None
-    found = runtime().registers.social_insurance.check_insured(
-        bhxh_code=entered.bhxh_code, full_name=entered.full_name, birth_date=entered.birth_date
-    )
-    if not found.verified or not found.attributes.get("id_number"):
-        return 422, _(
-            "Thông tin đã nhập không khớp với cơ sở dữ liệu bảo hiểm xã hội nên chưa đăng ký được tài khoản. Vui lòng kiểm tra lại mã số BHXH, họ tên và ngày sinh."
-        )
-    proven(
-        reg,
-        found,
-        full_name=entered.full_name,
-        birth_date=entered.birth_date.isoformat(),
-        phone=entered.phone,
-    )
-    return None
-
-
-def _check_population(reg: Registration, entered: Entered) -> tuple[int, str] | None:
-    """The provincial app's check (seed 000, letter 001): ID number, name, birth date, ID issue date
-    and phone against the national population register."""
-    assert entered.id_number and entered.birth_date is not None and entered.phone is not None
-    found = runtime().registers.population.check_citizen(
-        id_number=entered.id_number,
+def run_check(
+    found: methods.RegistrationMethod, reg: Registration, entered: Entered
+) -> tuple[int, str] | None:
+    """The method's register check; a match is copied into the registration, a refusal worded."""
+    assert found.check is not None and entered.birth_date is not None and entered.phone is not None
+    claimed = Claimed(
         full_name=entered.full_name,
         birth_date=entered.birth_date,
-        id_issue_date=entered.id_issue_date,
         phone=entered.phone,
-    )
-    if not found.verified:
-        return 422, _(
-            "Không tìm thấy dữ liệu dân cư trùng khớp. Vui lòng kiểm tra lại số định danh, họ tên, ngày sinh, ngày cấp căn cước và số điện thoại đã nhập."
-        )
-    proven(
-        reg,
-        found,
         id_number=entered.id_number,
-        full_name=entered.full_name,
-        birth_date=entered.birth_date.isoformat(),
-        phone=entered.phone,
+        legacy_id_number=entered.legacy_id_number,
+        bhxh_code=entered.bhxh_code,
+        id_issue_date=entered.id_issue_date,
     )
+    outcome = found.check(runtime().registers, claimed)
+    if isinstance(outcome, Refused):
+        return 422, str(found.refusals[outcome.reason]) % {"phone": mask_phone(entered.phone)}
+    proven(reg, outcome.verification, **outcome.identity)
     return None
-
-
-CHECKS = {
-    "subscriber": _check_subscriber,
-    "social_insurance": _check_social_insurance,
-    "population": _check_population,
-}
 
 
 # -- step 2: the OTP to the phone --------------------------------------------------------------
@@ -648,7 +570,8 @@ def register_password(rid: str) -> BaseResponse:
     confirm_error = None
     if new != (form.confirm_password.data or ""):
         confirm_error = _("Hai lần nhập mật khẩu mới chưa giống nhau.")
-    extra_errors = FINISH_CHECKS.get(reg.method, lambda reg, form: {})(reg, request.form)
+    finish_checks, finish = _finishing(reg)
+    extra_errors = finish_checks(reg, request.form)
     if problems or confirm_error or extra_errors:
         return render(
             template,
@@ -665,7 +588,6 @@ def register_password(rid: str) -> BaseResponse:
     held = REGISTRATIONS.take(reg.id)
     if held is None or held["done"]:
         raise RegistrationExpired()
-    finish = FINISHERS.get(reg.method, create_account)
     refused = finish(reg, password_hash)
     if refused is not None:
         return refused
@@ -676,10 +598,16 @@ def register_password(rid: str) -> BaseResponse:
     return redirect(url_for("register.register_done", rid=reg.id))
 
 
-# Certificate methods finish differently (an enterprise, a username): idp.flows.register.certificate
-# adds its own checks of extra fields on the password page and its own way of writing the account.
-FINISH_CHECKS: dict[str, Any] = {}
-FINISHERS: dict[str, Any] = {}
+def _finishing(reg: Registration) -> tuple[Any, Any]:
+    """(checks of the password page's extra fields, the writer of the account) for the method.
+    A certificate method finishes its own way (an enterprise, a username): see
+    idp.flows.register.certificate."""
+    found = methods.method(reg.method)
+    if found is not None and found.by_register:
+        return (lambda reg, form: {}), create_account
+    from idp.flows.register import certificate
+
+    return certificate.finish_checks, certificate.finish
 
 
 @bp.get("/register/<rid>/done")
