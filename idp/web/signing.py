@@ -156,11 +156,11 @@ def issuer_of(verifier: str | None) -> str:
     return (verifier or "").split(":", 1)[-1]
 
 
-def usb_context(extra: Mapping[str, Any], return_to: str) -> dict[str, Any]:
+def usb_context(data_b64: str | None, code: str | None, return_to: str) -> dict[str, Any]:
     """What the page that hands the challenge to the plugin needs: the data to sign (base64),
     where the plugin posts back, and in the sandbox the sandbox plugin's address."""
     s = signing()
-    data_b64 = extra.get("data_b64") or ""
+    data_b64 = data_b64 or ""
     sandbox_url = None
     if getattr(s, "sandbox", None) is not None:
         sandbox_url = url_for("sandbox.usb_token", data=data_b64, return_to=return_to)
@@ -169,5 +169,5 @@ def usb_context(extra: Mapping[str, Any], return_to: str) -> dict[str, Any]:
         "data_b64": data_b64,
         "return_to": return_to,
         "sandbox_url": sandbox_url,
-        "code": extra.get("code"),
+        "code": code,
     }

@@ -354,7 +354,9 @@ def account_assurance_usb_sign(aid: str) -> BaseResponse:
         section="assurance",
         error=None,
         notice=None,
-        **usb_context(state, url_for("account.account_assurance_signature", aid=aid)),
+        **usb_context(
+            state.get("data_b64"), state.get("code"), url_for("account.account_assurance_signature", aid=aid)
+        ),
     )
     return Response(body, mimetype="text/html")
 

@@ -178,12 +178,8 @@ def register_certificate(kind: str, device: str) -> BaseResponse:
     s = signing()
     challenge = s.challenges.issue(PURPOSE, _binding(reg))
     code = confirmation_code(challenge.data)
-    reg.extra.update(
-        device=device,
-        challenge_id=challenge.id,
-        code=code,
-        data_b64=base64.b64encode(challenge.data).decode(),
-    )
+    reg.cert.device, reg.cert.challenge_id, reg.cert.code = device, challenge.id, code
+    reg.cert.data_b64 = base64.b64encode(challenge.data).decode()
     if device == "sim":
         assert phone is not None
         action = (
@@ -205,7 +201,7 @@ def register_certificate(kind: str, device: str) -> BaseResponse:
             return verifier_failed(
                 reg, error, url_for("register.register_certificate", kind=kind, device=device, ix=reg.ix_id)
             )
-        reg.extra.update(sim_phone=phone, transaction=transaction)
+        reg.cert.sim_phone, reg.cert.transaction = phone, transaction
         save(reg)
         log.info("registration %s by %s sim: signature requested", reg.id[:8], kind)
         return redirect(url_for("register.register_sim", rid=reg.id))
@@ -245,7 +241,7 @@ def _again(reg: Registration, status: int, message: str, **context: Any) -> Base
     """An outcome said on the method's first page, with its form to start again (a new challenge)."""
     form: FlaskForm = ActionForm()
     if reg.method == "sim":
-        phone = reg.extra.get("sim_phone")
+        phone = reg.cert.sim_phone
         form = SimForm(formdata=None, phone=national_phone(phone) if phone else "")
     return render(
         "register_certificate.html",
@@ -277,8 +273,8 @@ def _sim_page(reg: Registration, status: int = 200, notice: str | None = None) -
         title=_title(reg.kind, "sim"),
         form=ActionForm(),
         notice=notice,
-        masked_phone=mask_phone(reg.extra["sim_phone"]),
-        code=reg.extra.get("code"),
+        masked_phone=mask_phone(reg.cert.sim_phone or ""),
+        code=reg.cert.code,
         action=url_for("register.register_sim", rid=reg.id),
         status_url=url_for("register.register_sim_status", rid=reg.id),
         restart_url=url_for("register.register_certificate", kind=reg.kind, device="sim", ix=reg.ix_id),
@@ -289,14 +285,14 @@ def _sim_page(reg: Registration, status: int = 200, notice: str | None = None) -
 @bp.route("/register/<rid>/sim", methods=["GET", "POST"])
 def register_sim(rid: str) -> BaseResponse:
     reg = _certificate_reg(rid, "sim")
-    if reg.extra.get("verified"):
+    if reg.cert.verified:
         return _after_verified(reg)
     if request.method == "GET":
         return _sim_page(reg)
     if not ActionForm().validate_on_submit():
         return _sim_page(reg, 400, _("Trang đã mở quá lâu. Vui lòng bấm lại."))
     try:
-        found = signing().sim.poll(reg.extra["transaction"])
+        found = signing().sim.poll(reg.cert.transaction or "")
     except VerifierError as error:
         return verifier_failed(reg, error, url_for("register.register_sim", rid=reg.id))
     if found.state == "pending":
@@ -307,7 +303,7 @@ def register_sim(rid: str) -> BaseResponse:
             ),
         )
     if found.state != "signed":
-        signing().challenges.consume(reg.extra.get("challenge_id") or "", PURPOSE, _binding(reg))
+        signing().challenges.consume(reg.cert.challenge_id or "", PURPOSE, _binding(reg))
         return _sim_ended(reg, found.state)
     return _accept(reg, found.signature or b"", found.chain)
 
@@ -329,11 +325,11 @@ def _sim_ended(reg: Registration, state: str) -> BaseResponse:
 def register_sim_status(rid: str) -> BaseResponse:
     """For the waiting page's script: "pending", or the state to submit the page for."""
     reg = _certificate_reg(rid, "sim")
-    if reg.extra.get("verified"):
+    if reg.cert.verified:
         state = "signed"
     else:
         try:
-            state = signing().sim.poll(reg.extra["transaction"]).state
+            state = signing().sim.poll(reg.cert.transaction or "").state
         except VerifierError:
             state = "pending"
     response = jsonify({"state": state})
@@ -345,12 +341,12 @@ def register_sim_status(rid: str) -> BaseResponse:
 @bp.get("/register/<rid>/usb")
 def register_usb(rid: str) -> BaseResponse:
     reg = _certificate_reg(rid, "usb")
-    if reg.extra.get("verified"):
+    if reg.cert.verified:
         return _after_verified(reg)
     return render(
         "register_usb_sign.html",
         reg,
-        **usb_context(reg.extra, url_for("register.register_signature", rid=reg.id)),
+        **usb_context(reg.cert.data_b64, reg.cert.code, url_for("register.register_signature", rid=reg.id)),
         title=_title(reg.kind, "usb"),
     )
 
@@ -381,7 +377,7 @@ WRONG_DOOR = {
 
 def _accept(reg: Registration, signature: bytes, chain: ChainInput) -> BaseResponse:
     try:
-        found = verify_signed(reg.extra.get("challenge_id"), _binding(reg), signature, chain, PURPOSE)
+        found = verify_signed(reg.cert.challenge_id, _binding(reg), signature, chain, PURPOSE)
     except CertificateRefused as refused:
         return _refused_page(reg, refused.reason)
     except VerifierError as error:  # a revocation list or responder could not be read
@@ -390,7 +386,7 @@ def _accept(reg: Registration, signature: bytes, chain: ChainInput) -> BaseRespo
             error,
             url_for("register.register_certificate", kind=reg.kind, device=reg.method, ix=reg.ix_id),
         )
-    if reg.extra.get("verified"):  # a second answer for a challenge already used: never here
+    if reg.cert.verified:  # a second answer for a challenge already used: never here
         return _refused_page(reg, CHALLENGE)
     kind = subject_kind(found)
     if (kind == "enterprise") != (reg.kind == "enterprise"):
@@ -413,7 +409,8 @@ def _accept(reg: Registration, signature: bytes, chain: ChainInput) -> BaseRespo
             log.info("registration of an already registered tax code %s", mask_id(tax_code))
             return enterprise_exists(reg, tax_code)
         name = attribute(found, "organization_name") or ""
-        reg.extra.update(tax_code=tax_code, organization_name=name, suggested_username=suggest_username(name))
+        reg.cert.tax_code, reg.cert.organization_name = tax_code, name
+        reg.cert.suggested_username = suggest_username(name)
         reg.full_name = attribute(found, "full_name")  # the representative, when the certificate names one
     else:
         reg.id_number = attribute(found, "id_number")
@@ -430,20 +427,20 @@ def _accept(reg: Registration, signature: bytes, chain: ChainInput) -> BaseRespo
             _forget(reg)
             return regflow.already_registered(reg, number)
         if not reg.id_number:
-            reg.extra["needs_birth_date"] = not reg.birth_date
+            reg.cert.needs_birth_date = not reg.birth_date
     if reg.method == "sim":
         # The SIM's signature proves that the person holds this SIM: it is the verified phone.
-        reg.phone = reg.extra["sim_phone"]
+        reg.phone = reg.cert.sim_phone
         reg.phone_verified = True
-    reg.extra["verified"] = True
-    reg.extra["challenge_id"] = None
+    reg.cert.verified = True
+    reg.cert.challenge_id = None
     renew_binding()  # the certificate is proven: a copy of the cookie taken before cannot finish this
     save(reg)
     log.info(
         "registration %s by %s %s: certificate verified (%s)",
-        reg.id[:8], reg.kind, reg.method, mask_id(reg.id_number or reg.legacy_id_number or reg.extra.get("tax_code")),
+        reg.id[:8], reg.kind, reg.method, mask_id(reg.id_number or reg.legacy_id_number or reg.cert.tax_code),
     )  # fmt: skip
-    if reg.extra.get("needs_birth_date") is False and not reg.id_number:
+    if reg.cert.needs_birth_date is False and not reg.id_number:
         problem = _normalize_legacy(reg)
         if problem is not None:
             return problem
@@ -480,7 +477,7 @@ def _normalize_legacy(reg: Registration) -> BaseResponse | None:
         return verifier_failed(reg, error, url_for("register.register_certificate_info", rid=reg.id))
     if not found.verified or not found.attributes.get("id_number"):
         reg.birth_date = None
-        reg.extra["needs_birth_date"] = True
+        reg.cert.needs_birth_date = True
         save(reg)
         return _info_page(
             reg,
@@ -491,7 +488,7 @@ def _normalize_legacy(reg: Registration) -> BaseResponse | None:
         )
     reg.id_number = found.attributes["id_number"]
     reg.gender = reg.gender or found.attributes.get("gender")
-    reg.extra["needs_birth_date"] = False
+    reg.cert.needs_birth_date = False
     number = registered_number(reg.id_number, reg.legacy_id_number)
     db.session.rollback()
     if number is not None:
@@ -527,7 +524,7 @@ def _info_page(
 @bp.route("/register/<rid>/certificate", methods=["GET", "POST"])
 def register_certificate_info(rid: str) -> BaseResponse:
     reg = _certificate_reg(rid)
-    if not reg.extra.get("verified"):
+    if not reg.cert.verified:
         return redirect(url_for(f"register.register_{reg.method}", rid=reg.id))
     if reg.done or reg.account_id:
         return regflow.next_step(reg)
@@ -543,7 +540,7 @@ def register_certificate_info(rid: str) -> BaseResponse:
             phone = normalize_phone(form.phone.data or "")
         except InvalidIdentifier:
             errors["phone"] = _("Số điện thoại di động gồm 10 chữ số, bắt đầu bằng 0 (ví dụ 0912345678).")
-    if reg.extra.get("needs_birth_date"):
+    if reg.cert.needs_birth_date:
         try:
             birth = check_birth_date(parse_date(form.birth_date.data or ""))
             reg.birth_date = birth.isoformat()
@@ -557,7 +554,7 @@ def register_certificate_info(rid: str) -> BaseResponse:
             form=form,
             field_errors=errors,
         )
-    if reg.extra.get("needs_birth_date"):
+    if reg.cert.needs_birth_date:
         problem = _normalize_legacy(reg)
         if problem is not None:
             return problem
@@ -636,12 +633,12 @@ def finish(reg: Registration, password_hash: str) -> BaseResponse | None:
     email = (form.get("email") or "").strip() or None
     if reg.kind == "citizen":
         reg.email = email
-        reg.extra["level"] = 3
+        reg.cert.level = 3
         return regflow.create_account(reg, password_hash)
-    assert reg.phone and reg.verified_at and email
+    assert reg.phone and reg.verified_at and email and reg.cert.tax_code and reg.cert.organization_name
     enterprise = ProvenEnterprise(
-        tax_code=reg.extra["tax_code"],
-        name=reg.extra["organization_name"],
+        tax_code=reg.cert.tax_code,
+        name=reg.cert.organization_name,
         method=reg.method,
         verifier=reg.verifier or "signature",
         evidence_id=reg.evidence_id,
@@ -676,7 +673,7 @@ def finish(reg: Registration, password_hash: str) -> BaseResponse | None:
         )
     reg.account_id = account.id
     reg.email = email
-    reg.extra.update(username=admin.username, level=enterprise.level)
+    reg.cert.username, reg.cert.level = admin.username, enterprise.level
     return None
 
 

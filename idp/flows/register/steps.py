@@ -84,6 +84,25 @@ OTP_PURPOSE = "registration"
 
 
 @dataclass
+class CertificateProgress:
+    """How far a registration by certificate signature got (idp.flows.register.certificate)."""
+
+    device: str | None = None  # "sim" | "usb"
+    challenge_id: str | None = None  # single use; None once the signature was accepted
+    code: str | None = None  # the confirmation code the page and the SIM's prompt show
+    data_b64: str | None = None  # what the USB plugin signs
+    sim_phone: str | None = None  # E.164 of the signing SIM
+    transaction: str | None = None  # the SIM service's request
+    verified: bool = False  # the signature and the chain were accepted
+    needs_birth_date: bool | None = None  # a certificate naming only the old CMND
+    tax_code: str | None = None  # an enterprise's, from its certificate
+    organization_name: str | None = None
+    suggested_username: str | None = None
+    username: str | None = None  # the enterprise administrator's, once registered
+    level: int | None = None
+
+
+@dataclass
 class Registration:
     id: str
     browser: str
@@ -108,7 +127,11 @@ class Registration:
     account_id: int | None = None
     done: bool = False
     # What a certificate method keeps between its steps (idp.flows.register.certificate).
-    extra: dict[str, Any] = field(default_factory=dict)
+    cert: CertificateProgress = field(default_factory=lambda: CertificateProgress())
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cert, dict):  # read back from the store
+            self.cert = CertificateProgress(**self.cert)
 
     @property
     def otp_subject(self) -> int:
@@ -526,7 +549,7 @@ def register_resend(rid: str) -> BaseResponse:
 def password_problems(reg: Registration, password: str) -> list[str]:
     birth = dt.date.fromisoformat(reg.birth_date) if reg.birth_date else None
     found: dict[str, str] = {}
-    for number in [reg.id_number, reg.legacy_id_number, reg.extra.get("tax_code")]:
+    for number in [reg.id_number, reg.legacy_id_number, reg.cert.tax_code]:
         if number is None and found:
             continue
         for violation in check_policy(password, id_number=number, phone=reg.phone, birth_date=birth):
@@ -620,5 +643,5 @@ def register_done(rid: str) -> BaseResponse:
         # Back to the same sign-in, the new ID number already in the box.
         ix.login_hint = reg.id_number
         runtime().interactions.save(ix)
-    level = {2: "LoA2", 3: "LoA3"}.get(reg.extra.get("level") or (3 if reg.method in ("sim", "usb") else 2))
+    level = {2: "LoA2", 3: "LoA3"}.get(reg.cert.level or (3 if reg.method in ("sim", "usb") else 2))
     return render("register_done.html", reg, level=level, registered_at=utcnow())
