@@ -16,12 +16,10 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp.config import (
-    REGISTER_NAMES,
     ConfigError,
     environ,
     is_loopback_host,
     load_instance_file,
-    register_mode,
     resolve,
 )
 
@@ -127,12 +125,8 @@ def create_app(test_config: dict[str, Any] | None = None, *, serves_tokens: bool
         )
     elif settings["SMS_OUTBOX"]:
         sms = OutboxSms(Path(settings["SMS_OUTBOX"]), echo=settings["SMS_ECHO"])
-    elif is_loopback_host(issuer_host):
+    else:  # a loopback issuer (idp.config's cross checks refuse anything else)
         sms = OutboxSms(Path(app.instance_path) / "sms-outbox.jsonl", echo=True)
-    else:
-        raise ConfigError(
-            "IDP_SMS_GATEWAY_URL: required outside loopback (or set IDP_SMS_OUTBOX for a test system)"
-        )
 
     try:
         clients = ClientRegistry(
@@ -181,16 +175,6 @@ def create_app(test_config: dict[str, Any] | None = None, *, serves_tokens: bool
         ),
     )
     rt.registers = build_registers(app.config, guards=guards)
-    sandboxed = [name for name in REGISTER_NAMES if register_mode(settings, name) == "sandbox"]
-    if (settings.get("SIM_SIGNING_MODE") or "sandbox") == "sandbox":
-        sandboxed.append("SIM_SIGNING_MODE")
-    if sandboxed and not is_loopback_host(issuer_host) and not settings["SANDBOX_VERIFIERS_ALLOWED"]:
-        # Fictional people and published PINs must never register anyone on a real deployment.
-        raise ConfigError(
-            f"IDP_{'REGISTERS' if sandboxed[0] != 'SIM_SIGNING_MODE' else 'SIM_SIGNING_MODE'}: the sandbox "
-            f"({', '.join(sandboxed)}) is refused with a non-loopback issuer; configure the real registers "
-            "and signing (http), or set IDP_SANDBOX_VERIFIERS_ALLOWED=true on a test system"
-        )
     try:
         rt.signing = build_signing(app.config, store, guards)
     except VerifierMisconfigured as exc:

@@ -103,7 +103,12 @@ def _check_redis_url(value: str) -> str | None:
 
 
 # The registers idp.verifiers talks to; each is "sandbox" or "http" (IDP_REGISTERS unless overridden).
-REGISTER_NAMES = ("POPULATION_REGISTER", "SUBSCRIBER_REGISTER", "SOCIAL_INSURANCE_REGISTER")
+REGISTERS = (
+    ("POPULATION_REGISTER", "population register"),
+    ("SUBSCRIBER_REGISTER", "carriers' subscriber register"),
+    ("SOCIAL_INSURANCE_REGISTER", "social-insurance register"),
+)
+REGISTER_NAMES = tuple(name for name, _ in REGISTERS)
 _REGISTER_FILES = ("REGISTERS_CLIENT_CERT", "REGISTERS_CLIENT_KEY", "REGISTERS_CA_BUNDLE")
 
 
@@ -116,6 +121,37 @@ def _check_register_url(value: str) -> str | None:
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         return "must use https (plain http is accepted only on a loopback address)"
     return None
+
+
+def register_settings(name: str, label: str) -> tuple[Setting, ...]:
+    """One register's group: its mode, gateway URL and bearer token (or the variable holding it).
+    A new register is one line in REGISTERS."""
+    return (
+        Setting(
+            name,
+            str,
+            None,
+            f"sandbox or http for the {label} alone (default: REGISTERS).",
+            _one_of("sandbox", "http"),
+            nullable=True,
+        ),
+        Setting(
+            f"{name}_URL",
+            str,
+            None,
+            f"Base URL of the {label} gateway; required when it is http.",
+            _check_register_url,
+            nullable=True,
+        ),
+        Setting(f"{name}_TOKEN", str, None, f"Bearer token for the {label} gateway.", nullable=True),
+        Setting(
+            f"{name}_TOKEN_ENV",
+            str,
+            None,
+            f"Environment variable that holds the {label} token (instead of {name}_TOKEN).",
+            nullable=True,
+        ),
+    )
 
 
 def register_mode(values: Mapping[str, Any], register: str) -> str:
@@ -350,96 +386,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Registers' verifiers: the bundled sandbox of fictional people, or the HTTP gateway.",
         _one_of("sandbox", "http"),
     ),
-    Setting(
-        "POPULATION_REGISTER",
-        str,
-        None,
-        "sandbox or http for the population register alone (default: REGISTERS).",
-        _one_of("sandbox", "http"),
-        nullable=True,
-    ),
-    Setting(
-        "POPULATION_REGISTER_URL",
-        str,
-        None,
-        "Base URL of the population register gateway; required when it is http.",
-        _check_register_url,
-        nullable=True,
-    ),
-    Setting(
-        "POPULATION_REGISTER_TOKEN",
-        str,
-        None,
-        "Bearer token for the population register gateway.",
-        nullable=True,
-    ),
-    Setting(
-        "POPULATION_REGISTER_TOKEN_ENV",
-        str,
-        None,
-        "Environment variable that holds the population register token (instead of POPULATION_REGISTER_TOKEN).",
-        nullable=True,
-    ),
-    Setting(
-        "SUBSCRIBER_REGISTER",
-        str,
-        None,
-        "sandbox or http for the carriers' subscriber register alone (default: REGISTERS).",
-        _one_of("sandbox", "http"),
-        nullable=True,
-    ),
-    Setting(
-        "SUBSCRIBER_REGISTER_URL",
-        str,
-        None,
-        "Base URL of the carriers' subscriber register gateway; required when it is http.",
-        _check_register_url,
-        nullable=True,
-    ),
-    Setting(
-        "SUBSCRIBER_REGISTER_TOKEN",
-        str,
-        None,
-        "Bearer token for the carriers' subscriber register gateway.",
-        nullable=True,
-    ),
-    Setting(
-        "SUBSCRIBER_REGISTER_TOKEN_ENV",
-        str,
-        None,
-        "Environment variable that holds the carriers' subscriber register token (instead of SUBSCRIBER_REGISTER_TOKEN).",
-        nullable=True,
-    ),
-    Setting(
-        "SOCIAL_INSURANCE_REGISTER",
-        str,
-        None,
-        "sandbox or http for the social-insurance register alone (default: REGISTERS).",
-        _one_of("sandbox", "http"),
-        nullable=True,
-    ),
-    Setting(
-        "SOCIAL_INSURANCE_REGISTER_URL",
-        str,
-        None,
-        "Base URL of the social-insurance register gateway; required when it is http.",
-        _check_register_url,
-        nullable=True,
-    ),
-    Setting(
-        "SOCIAL_INSURANCE_REGISTER_TOKEN",
-        str,
-        None,
-        "Bearer token for the social-insurance register gateway.",
-        nullable=True,
-    ),
-    Setting(
-        "SOCIAL_INSURANCE_REGISTER_TOKEN_ENV",
-        str,
-        None,
-        "Environment variable that holds the social-insurance register token (instead of SOCIAL_INSURANCE_REGISTER_TOKEN).",
-        nullable=True,
-    ),
+    *(setting for name, label in REGISTERS for setting in register_settings(name, label)),
     Setting(
         "REGISTERS_SANDBOX_FILE",
         str,
@@ -669,6 +616,47 @@ def _coerce(setting: Setting, raw: Any) -> Any:
     raise ConfigError(f"{PREFIX}{setting.name}: expected text, got {raw!r}")
 
 
+# -- checks that involve several settings, all here ---------------------------------------------
+def _check_lifetimes(values: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    if values["SESSION_IDLE_TIMEOUT"] > values["SESSION_LIFETIME"]:
+        raise ConfigError(f"{PREFIX}SESSION_IDLE_TIMEOUT: must not exceed {PREFIX}SESSION_LIFETIME")
+    if values["LOCKOUT_BASE_SECONDS"] > values["LOCKOUT_MAX_SECONDS"]:
+        raise ConfigError(f"{PREFIX}LOCKOUT_BASE_SECONDS: must not exceed {PREFIX}LOCKOUT_MAX_SECONDS")
+
+
+def _issuer_is_loopback(values: Mapping[str, Any]) -> bool:
+    return is_loopback_host(urlsplit(str(values["ISSUER"])).hostname)
+
+
+def _check_sms(values: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Outside loopback, texts go to a real gateway (or, on a test system, to an outbox file)."""
+    if not values["SMS_GATEWAY_URL"] and not values["SMS_OUTBOX"] and not _issuer_is_loopback(values):
+        raise ConfigError(
+            f"{PREFIX}SMS_GATEWAY_URL: required outside loopback (or set {PREFIX}SMS_OUTBOX for a test system)"
+        )
+
+
+def _check_no_sandbox_in_production(values: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Fictional people and published PINs must never register anyone on a real deployment."""
+    sandboxed = [name for name in REGISTER_NAMES if register_mode(values, name) == "sandbox"]
+    if (values.get("SIM_SIGNING_MODE") or "sandbox") == "sandbox":
+        sandboxed.append("SIM_SIGNING_MODE")
+    if sandboxed and not _issuer_is_loopback(values) and not values["SANDBOX_VERIFIERS_ALLOWED"]:
+        raise ConfigError(
+            f"{PREFIX}{'REGISTERS' if sandboxed[0] != 'SIM_SIGNING_MODE' else 'SIM_SIGNING_MODE'}: the sandbox "
+            f"({', '.join(sandboxed)}) is refused with a non-loopback issuer; configure the real registers "
+            f"and signing (http), or set {PREFIX}SANDBOX_VERIFIERS_ALLOWED=true on a test system"
+        )
+
+
+CROSS_CHECKS: tuple[Callable[[Mapping[str, Any], Mapping[str, str]], None], ...] = (
+    _check_lifetimes,
+    check_registers,
+    _check_sms,
+    _check_no_sandbox_in_production,
+)
+
+
 def resolve(
     environ: Mapping[str, str],
     instance_values: Mapping[str, Any] | None = None,
@@ -689,11 +677,8 @@ def resolve(
             if problem:
                 raise ConfigError(f"{PREFIX}{setting.name}: {problem} (got {value!r})")
         result[setting.name] = value
-    if result["SESSION_IDLE_TIMEOUT"] > result["SESSION_LIFETIME"]:
-        raise ConfigError(f"{PREFIX}SESSION_IDLE_TIMEOUT: must not exceed {PREFIX}SESSION_LIFETIME")
-    if result["LOCKOUT_BASE_SECONDS"] > result["LOCKOUT_MAX_SECONDS"]:
-        raise ConfigError(f"{PREFIX}LOCKOUT_BASE_SECONDS: must not exceed {PREFIX}LOCKOUT_MAX_SECONDS")
-    check_registers(result, environ)
+    for check in CROSS_CHECKS:
+        check(result, environ)
     # Anything else in the overrides (Flask's own keys such as TESTING) passes through untouched.
     for key, raw in (overrides or {}).items():
         if key not in BY_NAME and not key.startswith(PREFIX):
