@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 import yaml
 
 from idp.config import is_loopback_host
+from idp.identity.assurance import ACR_VALUES
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 SIGNING_ALGS = ("ES256", "RS256")
-ACR_VALUES = ("LoA1", "LoA2", "LoA3")
 KNOWN_FIELDS = frozenset(
     {
         "client_id",

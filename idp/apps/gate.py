@@ -22,9 +22,7 @@ ACCOUNT_RECENT_SIGNIN seconds for a sensitive action.
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import json
 import secrets
 import time
@@ -40,6 +38,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from idp.clients import ACCOUNT_CLIENT_ID
 from idp.identity.assurance import satisfies
+from idp.oidc.pkce import pkce_pair
 from idp.runtime import runtime
 from idp.sessions.browser import browser_id, sso_cookie
 from idp.sessions.sso import SsoSession
@@ -166,13 +165,6 @@ def safe_next(value: str | None, client: str = ACCOUNT_CLIENT_ID) -> str:
     if parts.path.startswith(app.callback):
         return home
     return value
-
-
-def pkce_pair() -> tuple[str, str]:
-    """(code_verifier, S256 code_challenge) of RFC 7636."""
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def _redirect_uri(app: App) -> str:

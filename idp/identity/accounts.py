@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from idp.identity import audit
+from idp.identity.assurance import IDENTITY_LEVELS
 from idp.identity.identifiers import (
     InvalidIdentifier,
     check_id_number,
@@ -24,7 +25,6 @@ from idp.identity.passwords import PasswordHashing, check_policy
 from idp.store.models import Account, IdentityProof, Person, Phone, db, utcnow
 
 CITIZEN = "citizen"
-LOA_NAMES = {2: "LoA2", 3: "LoA3"}
 
 
 class AlreadyRegistered(Exception):
@@ -69,7 +69,7 @@ def create_citizen(
     """Create person + citizen account + verified phone + audit event in one transaction."""
     id_number = check_id_number(data.id_number, data.birth_date, data.gender)
     phone = normalize_phone(data.phone)
-    if data.loa not in LOA_NAMES:
+    if data.loa not in IDENTITY_LEVELS:
         raise InvalidIdentifier("loa.range", "assurance level must be 2 or 3")
     problems = check_policy(password, id_number=id_number, phone=phone, birth_date=data.birth_date)
     if problems:
@@ -168,10 +168,6 @@ def find_citizen(login: str) -> Account | None:
 def verified_phones(account: Account) -> list[str]:
     phones = sorted(account.phones, key=lambda p: (not p.is_primary, p.id))
     return [p.number for p in phones if p.verified_at is not None]
-
-
-def loa_name(level: int) -> str:
-    return LOA_NAMES.get(level, "LoA2")
 
 
 def create_legacy_citizen(

@@ -10,8 +10,11 @@ Sign-in strength by what was used (RFC 8176 method names):
 
 from __future__ import annotations
 
+# The one table of level names: acr values (discovery, clients.yaml, tokens) and levels.
 ACR_LEVEL = {"LoA1": 1, "LoA2": 2, "LoA3": 3}
 LEVEL_ACR = {level: name for name, level in ACR_LEVEL.items()}
+ACR_VALUES = tuple(ACR_LEVEL)
+IDENTITY_LEVELS = (2, 3)  # an identity is proven at level 2 or 3; level 1 is a sign-in's strength
 
 
 def sign_in_strength(amr: list[str]) -> int:

@@ -184,10 +184,6 @@ def check_bhxh_code(value: str) -> str:
     return compact
 
 
-def is_bhxh_code(value: str) -> bool:
-    return bool(_BHXH_CODE.match(value))
-
-
 # Tax code (mã số thuế), Circular 105/2020/TT-BTC kept by 86/2024/TT-BTC: weights on digits 1-9.
 TAX_CODE_WEIGHTS = (31, 29, 23, 19, 17, 13, 7, 5, 3)
 _TAX_CODE = re.compile(r"^(\d{10})(?:-?(\d{3}))?$")

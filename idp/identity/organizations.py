@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from idp.identity import audit
-from idp.identity.accounts import LOA_NAMES, WeakPassword, new_subject
+from idp.identity.accounts import WeakPassword, new_subject
+from idp.identity.assurance import IDENTITY_LEVELS
 from idp.identity.identifiers import (
     InvalidIdentifier,
     check_id_number,
@@ -143,7 +144,7 @@ def create_staff(data: NewStaff, password: str, hashing: PasswordHashing, *, act
     phone = normalize_phone(data.phone)
     extra = [normalize_phone(p) for p in data.extra_phones]
     id_number = check_id_number(data.id_number) if data.id_number else None
-    if data.loa not in LOA_NAMES:
+    if data.loa not in IDENTITY_LEVELS:
         raise InvalidIdentifier("loa.range", "assurance level must be 2 or 3")
     full_name = normalize_name(data.full_name)
     if not full_name:

@@ -55,10 +55,6 @@ def is_common(password: str) -> bool:
     )
 
 
-# The rules in the order they are shown before the person types (codes as in PolicyViolation).
-RULES = ("too_short", "no_lower", "no_upper", "no_digit", "no_special", "personal", "common")
-
-
 @dataclass(frozen=True)
 class PolicyViolation:
     code: str  # stable, for tests and translations
@@ -119,6 +115,3 @@ class PasswordHashing:
             return self._hasher.verify(stored or self._dummy, password) and stored is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
-
-    def needs_rehash(self, stored: str) -> bool:
-        return self._hasher.check_needs_rehash(stored)

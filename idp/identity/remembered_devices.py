@@ -114,16 +114,6 @@ def touch(device: RememberedDevice, *, ip: str | None = None) -> None:
     )
 
 
-def devices_of(account_id: int) -> list[RememberedDevice]:
-    """The account's remembered devices that have not expired, most recently used first."""
-    stmt = (
-        select(RememberedDevice)
-        .where(RememberedDevice.account_id == account_id, RememberedDevice.expires_at > utcnow())
-        .order_by(RememberedDevice.last_used_at.desc(), RememberedDevice.id.desc())
-    )
-    return list(db.session.execute(stmt).scalars())
-
-
 def forget(account_id: int, device_id: int, *, actor: str, ip: str | None = None) -> bool:
     """Forget one device of the account (the person's account page); False when it is not theirs."""
     done = db.session.execute(

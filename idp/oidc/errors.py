@@ -25,16 +25,6 @@ class UnmetAuthenticationRequirementsError(OAuth2Error):
     error = "unmet_authentication_requirements"
 
 
-class TemporarilyUnavailableError(OAuth2Error):
-    error = "temporarily_unavailable"
-    status_code = 503
-
-
-class ServerError(OAuth2Error):
-    error = "server_error"
-    status_code = 500
-
-
 class InvalidTokenError(OAuth2Error):
     error = "invalid_token"
     status_code = 401

@@ -4,14 +4,13 @@ idp.oidc): end an SSO session, withdraw a relying party from a person, redeem a 
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import time
 from typing import Any
 
 from idp.clients import ACCOUNT_CLIENT_ID
 from idp.oidc.logout import end_sso_session, notify_relying_parties
+from idp.oidc.pkce import s256
 from idp.oidc.server import IdpServer
 from idp.sessions.sso import SsoSession
 
@@ -48,7 +47,7 @@ def install(runtime: Any, server: IdpServer) -> None:
             or record.expires_at < time.time()
             or record.code_challenge_method != "S256"
             or record.code_challenge is None
-            or not hmac.compare_digest(record.code_challenge, _s256(verifier))
+            or not hmac.compare_digest(record.code_challenge, s256(verifier))
         ):
             return None
         return RedeemedCode(
@@ -63,8 +62,3 @@ def install(runtime: Any, server: IdpServer) -> None:
     runtime.end_session = end_session
     runtime.withdraw_client = withdraw_client
     runtime.redeem_code = redeem_code
-
-
-def _s256(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

@@ -31,7 +31,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from idp.identity import audit, consents
 from idp.identity.accounts import CITIZEN
-from idp.identity.assurance import LEVEL_ACR, satisfies
+from idp.identity.assurance import ACR_VALUES, LEVEL_ACR, satisfies
 from idp.identity.claims import SCOPES_SUPPORTED
 from idp.oidc import policy
 from idp.oidc.authorize import AuthorizationContext
@@ -102,7 +102,7 @@ def metadata() -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
-        "acr_values_supported": ["LoA1", "LoA2", "LoA3"],
+        "acr_values_supported": list(ACR_VALUES),
         "prompt_values_supported": ["none", "login", "consent", "select_account", "create"],
         "ui_locales_supported": ["vi", "en"],
         "claims_locales_supported": ["vi"],

@@ -35,7 +35,6 @@ class OrgProgress:
     verified_amr: list[str] | None = None  # the second factor passed
     used_recovery: bool = False
     enrol_secret: str | None = None  # encrypted, until the first code confirms it
-    methods_seen: list[str] = field(default_factory=list)
 
 
 @dataclass

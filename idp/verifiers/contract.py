@@ -15,8 +15,6 @@ from idp.verifiers.base import Verification, VerifierUnavailable
 from idp.verifiers.common import E164_VN, GENDERS, ID_NUMBER, LEGACY_ID, register_name_agrees, utcnow
 from idp.verifiers.http import REFERENCE, JsonAnswer
 
-NO_RECORD = "no_record"
-
 
 def person_attributes(person: JsonAnswer) -> dict[str, str]:
     """The canonical attributes of a ``person`` object; required: id_number, full_name, birth_date."""

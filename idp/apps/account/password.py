@@ -35,7 +35,7 @@ from idp.sessions.otp import OtpSendRefused, refusal_message
 from idp.sessions.sso import SsoSession
 from idp.store.models import Account, db
 from idp.web.forms import ActionForm, OtpForm
-from idp.web.pages import lockout_message, minutes, otp_refusal
+from idp.web.pages import lockout_message, minutes, otp_refusal, otp_sms
 from idp.web.passwords import NewPasswordForm, check_new_password, set_password
 
 OTP_PURPOSE = "password_change"
@@ -63,14 +63,6 @@ def _page(template: str, status: int = 200, **context: Any) -> BaseResponse:
         template, section="password", lifetime_minutes=minutes(runtime().config["OTP_LIFETIME"]), **context
     )
     return Response(body, status=status, mimetype="text/html")
-
-
-def _sms_text() -> str:
-    lifetime = minutes(runtime().config["OTP_LIFETIME"])
-    return (
-        f"Ma OTP doi mat khau cua ban la {{code}}, hieu luc {lifetime} phut. "
-        "Neu ban khong yeu cau, hay goi tong dai ho tro va khong cung cap ma cho bat ky ai."
-    )
 
 
 def _load_pending(sso: SsoSession) -> PendingChange | None:
@@ -144,7 +136,7 @@ def change_password() -> BaseResponse:
     pid = secrets.token_urlsafe(24)
     try:
         challenge = rt.otp.send(
-            account_id=account_id, phone=phones[0], purpose=OTP_PURPOSE, text=_sms_text(), scope=pid
+            account_id=account_id, phone=phones[0], purpose=OTP_PURPOSE, text=otp_sms("password_change"), scope=pid
         )
     except OtpSendRefused as refused:
         return _page(
@@ -240,7 +232,7 @@ def change_password_resend() -> BaseResponse:
             account_id=pending.account_id,
             phone=pending.phone,
             purpose=OTP_PURPOSE,
-            text=_sms_text(),
+            text=otp_sms("password_change"),
             scope=pending.id,
         )
     except OtpSendRefused as refused:

@@ -162,7 +162,6 @@ METHODS: tuple[RegistrationMethod, ...] = (
     ),
 )
 BY_KEY = {m.key: m for m in METHODS}
-KINDS = (CITIZEN, ENTERPRISE)
 
 
 def method(key: str) -> RegistrationMethod | None:

@@ -40,6 +40,7 @@ from wtforms.validators import Length
 
 from idp.flows.register import bp, methods
 from idp.identity.accounts import AlreadyRegistered
+from idp.identity.assurance import LEVEL_ACR
 from idp.identity.identifiers import (
     InvalidIdentifier,
     check_bhxh_code,
@@ -53,7 +54,7 @@ from idp.identity.identifiers import (
     parse_date,
 )
 from idp.identity.passwords import check_policy
-from idp.identity.registration import ProvenIdentity, register_citizen, registered_number
+from idp.identity.registration import METHOD_LEVELS, ProvenIdentity, register_citizen, registered_number
 from idp.proofing.register_checks import Claimed, Refused
 from idp.runtime import runtime
 from idp.sessions.browser import browser_id, client_address, renew_binding
@@ -75,7 +76,7 @@ from idp.web.errors import (
     RegistrationPaused,
 )
 from idp.web.forms import ActionForm, OtpForm
-from idp.web.pages import client_name_of, lockout_message, minutes, otp_refusal
+from idp.web.pages import client_name_of, lockout_message, minutes, otp_refusal, otp_sms
 from idp.web.passwords import POLICY_TEXTS, NewPasswordForm
 
 log = logging.getLogger("idp.registration")
@@ -443,14 +444,6 @@ def run_check(
 
 
 # -- step 2: the OTP to the phone --------------------------------------------------------------
-def _sms_text() -> str:
-    lifetime = minutes(runtime().config["OTP_LIFETIME"])
-    return (
-        f"Ma OTP dang ky tai khoan cua ban la {{code}}, hieu luc {lifetime} phut. "
-        "Khong cung cap ma nay cho bat ky ai."
-    )
-
-
 def send_otp(reg: Registration) -> None:
     """Send a code to the registration's phone under OtpService's caps (raises OtpSendRefused)."""
     assert reg.phone is not None
@@ -458,7 +451,7 @@ def send_otp(reg: Registration) -> None:
         account_id=reg.otp_subject,
         phone=reg.phone,
         purpose=OTP_PURPOSE,
-        text=_sms_text(),
+        text=otp_sms("registration"),
         scope=reg.id,
     )
 
@@ -643,5 +636,5 @@ def register_done(rid: str) -> BaseResponse:
         # Back to the same sign-in, the new ID number already in the box.
         ix.login_hint = reg.id_number
         runtime().interactions.save(ix)
-    level = {2: "LoA2", 3: "LoA3"}.get(reg.cert.level or (3 if reg.method in ("sim", "usb") else 2))
+    level = LEVEL_ACR[reg.cert.level or METHOD_LEVELS[reg.method]]
     return render("register_done.html", reg, level=level, registered_at=utcnow())

@@ -28,6 +28,7 @@ from idp.web.pages import (
     lockout_message,
     minutes,
     otp_refusal,
+    otp_sms,
     page,
 )
 
@@ -140,9 +141,7 @@ def citizen(ix_id: str) -> BaseResponse:
 
 def _send_otp(ix: Interaction, account_id: int, phone: str) -> str:
     rt = runtime()
-    lifetime = minutes(rt.config["OTP_LIFETIME"])
-    # Unaccented on purpose: Vietnamese carriers bill accented SMS as Unicode, three times the parts.
-    text = f"Ma OTP dang nhap cua ban la {{code}}, hieu luc {lifetime} phut. Khong cung cap ma nay cho bat ky ai."
+    text = otp_sms("signin")
     return rt.otp.send(
         account_id=account_id,
         phone=phone,

@@ -45,6 +45,7 @@ from idp.web.pages import (
     lockout_message,
     minutes,
     otp_refusal,
+    otp_sms,
     page,
 )
 from idp.web.totp import enrolment_context, second_factor_keys
@@ -193,12 +194,7 @@ def _pending(ix: Interaction) -> OrgProgress | None:
 def _send_sms(ix: Interaction, progress: OrgProgress) -> str:
     rt = runtime()
     assert progress.phone is not None
-    lifetime = minutes(rt.config["OTP_LIFETIME"])
-    # Unaccented: carriers bill accented SMS as Unicode, three times the parts.
-    text = (
-        f"Ma OTP dang nhap tai khoan to chuc la {{code}}, hieu luc {lifetime} phut. "
-        "Khong cung cap ma nay cho bat ky ai."
-    )
+    text = otp_sms("organization")
     return rt.otp.send(
         account_id=progress.account_id, phone=progress.phone, purpose=OTP_PURPOSE, text=text, scope=ix.id
     )

@@ -48,7 +48,7 @@ from idp.store.models import Account, Person, Phone, db
 from idp.web import captcha
 from idp.web.errors import PasswordResetExpired
 from idp.web.forms import ActionForm, OtpForm
-from idp.web.pages import client_name_of, lockout_message, minutes, otp_refusal
+from idp.web.pages import client_name_of, lockout_message, minutes, otp_refusal, otp_sms
 from idp.web.passwords import NewPasswordForm, check_new_password, set_password
 
 log = logging.getLogger("idp.password")
@@ -126,15 +126,6 @@ def _page(template: str, reset: Reset | None, status: int = 200, **context: Any)
     return Response(body, status=status, mimetype="text/html")
 
 
-def _sms_text() -> str:
-    lifetime = minutes(runtime().config["OTP_LIFETIME"])
-    # Unaccented, like the sign-in SMS (accented SMS cost three times the parts).
-    return (
-        f"Ma OTP lay lai mat khau cua ban la {{code}}, hieu luc {lifetime} phut. "
-        "Neu ban khong yeu cau, hay bo qua tin nay va khong cung cap ma cho bat ky ai."
-    )
-
-
 class NoSms:
     """Where the codes of a number without a usable account go: nowhere."""
 
@@ -154,7 +145,7 @@ def _send(reset: Reset) -> None:
             # Per-phone caps count per number typed when there is no phone to count.
             phone=reset.phone or "none:" + reset.name[:32],
             purpose=OTP_PURPOSE,
-            text=_sms_text(),
+            text=otp_sms("password_reset"),
             scope=reset.id,
         )
     except OtpSendRefused as refused:
