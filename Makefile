@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint install chromium messages
+.PHONY: demo test test-fast lint install chromium messages
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +36,13 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
-# The whole suite, against PostgreSQL and Redis on 127.0.0.1 (see README, "Tests").
-test: $(VENV)/.test-installed chromium node_modules/.installed
+# The whole suite, against PostgreSQL and Redis on 127.0.0.1 (see README, "Tests"): lint first.
+test: lint chromium node_modules/.installed
 	$(BIN)/python -m pytest
+
+# The unit tests only (no server, database or browser): about a minute, for the edit-run loop.
+test-fast: $(VENV)/.test-installed
+	$(BIN)/python -m pytest tests/unit -q
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check idp tests bench demo

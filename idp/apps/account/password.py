@@ -136,7 +136,11 @@ def change_password() -> BaseResponse:
     pid = secrets.token_urlsafe(24)
     try:
         challenge = rt.otp.send(
-            account_id=account_id, phone=phones[0], purpose=OTP_PURPOSE, text=otp_sms("password_change"), scope=pid
+            account_id=account_id,
+            phone=phones[0],
+            purpose=OTP_PURPOSE,
+            text=otp_sms("password_change"),
+            scope=pid,
         )
     except OtpSendRefused as refused:
         return _page(

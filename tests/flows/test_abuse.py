@@ -11,11 +11,8 @@ from typing import Any
 import pytest
 
 from idp.sessions.throttle import ADDRESS_FACTOR, LockoutPolicy, Throttle
-from tests.support.driver import Browser
-from tests.support.outbox import Outbox
-from tests.support.people import AN, BINH, CUC, SandboxPerson
-from tests.test_otp_page import sign_in_again, sign_in_remembering, skipped_the_otp
-from tests.test_signin_citizen import (
+from tests.flows.test_otp_page import sign_in_again, sign_in_remembering, skipped_the_otp
+from tests.flows.test_signin_citizen import (
     GENERIC,
     LOCKED_OUT,
     alert,
@@ -28,6 +25,9 @@ from tests.test_signin_citizen import (
     resend,
     wrong,
 )
+from tests.support.driver import Browser
+from tests.support.outbox import Outbox
+from tests.support.people import AN, BINH, CUC, SandboxPerson
 
 WRONG_PASSWORD = "Wrong@2026x"
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.org import LAN, MINH
-from tests.test_cli import environment, invoke, query
+from tests.system.test_cli import environment, invoke, query
 
 GOOD_PASSWORD = "Tram-Lau#8417q"
 STAFF = ["--org", "0100233488", "--username", "senvang.hue", "--name", "Ngô Thị Huệ", "--phone", "0912000111"]

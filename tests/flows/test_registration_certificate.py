@@ -20,6 +20,7 @@ from idp.store.models import (
     Person,
     db,
 )
+from tests.protocol.test_logout import claims_of, sign_in_portal
 from tests.support.account import open_account
 from tests.support.clients import PORTAL_CALLBACK
 from tests.support.driver import Browser, csrf_of, query_of
@@ -40,7 +41,6 @@ from tests.support.signing import (
     sim_answer,
 )
 from tests.support.tokens import CALLBACKS, exchange, userinfo, verify_jwt
-from tests.test_logout import claims_of, sign_in_portal
 
 # The sandbox PKI's holders (registers.json: the `certificate` entries).
 TRANG = Holder("046198045678", "Đặng Thu Trang", "046198045678", "246810", "0767890123")

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from idp.store.models import Account, AuditEvent, IdentityProof, Person, db
+from tests.protocol.test_logout import claims_of, sign_in_portal
 from tests.support.driver import Browser, csrf_of
 from tests.support.outbox import Outbox
 from tests.support.passwords import field_errors, post_page_form, text_of, wrong
@@ -38,7 +39,6 @@ from tests.support.registration import (
     step,
     submit_check,
 )
-from tests.test_logout import claims_of, sign_in_portal
 
 
 def alert(response: Any) -> str:
@@ -505,7 +505,7 @@ def test_in_person_registration_gives_level_3(
         assert account.password_hash is None  # operators never see or set passwords
     assert "/password/forgot" in outbox.last(MAI.e164)["text"]
     # She sets her password with "Quên mật khẩu", then signs in at level 3.
-    from tests.test_password_reset import reset_to
+    from tests.flows.test_password_reset import reset_to
 
     who = SandboxPerson(MAI.id_number, PASSWORD, MAI.e164, MAI.name, 3)
     assert reset_to(browser, who, PASSWORD).status_code == 302

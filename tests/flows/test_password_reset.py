@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select, update
 
 from idp.store.models import Account, AuditEvent, db
+from tests.protocol.test_logout import claims_of, logout_tokens, sign_in_portal, still_signed_in
 from tests.support.backchannel import BackchannelReceiver
 from tests.support.driver import Browser, csrf_of, query_of
 from tests.support.outbox import Outbox
@@ -27,7 +28,6 @@ from tests.support.passwords import (
     wrong,
 )
 from tests.support.people import AN, BINH, DUNG
-from tests.test_logout import claims_of, logout_tokens, sign_in_portal, still_signed_in
 
 NEW_PASSWORD = "Hoa-Sen#2027q"
 UNKNOWN = "046099999999"  # a well-formed ID number nobody has in the sandbox

@@ -24,7 +24,7 @@ from idp.cli import main
 from idp.clients import load_clients, verify_secret
 from idp.oidc.keys import read_keys
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NEW_ID = "046095012345"  # Thừa Thiên Huế, male, born 1995
 CITIZEN = [
     "--id-number",

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from tests.flows.test_registration_certificate import ADMIN_PHONE, HUONG_GIANG, HUY, HUY_PHONE, TRANG, Holder
 from tests.support.browser import (
     DemoStack,
     start_demo_stack,
 )
 from tests.support.passwords import wait_for_sms
 from tests.support.signing import PASSWORD
-from tests.test_registration_certificate import ADMIN_PHONE, HUONG_GIANG, HUY, HUY_PHONE, TRANG, Holder
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -182,9 +182,9 @@ def test_a_portal_demanding_level_3_offers_the_raise(page: Any, stack: DemoStack
     import json
     from urllib.parse import quote
 
+    from tests.flows.test_registration_certificate import AN_TOKEN
     from tests.support.pages import sign_in_at_portal
     from tests.support.people import AN
-    from tests.test_registration_certificate import AN_TOKEN
 
     shots = page.shots
     sign_in_at_portal(page, stack, AN)

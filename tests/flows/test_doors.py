@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.flows.test_signin_citizen import signed_in
 from tests.support.driver import Browser
 from tests.support.outbox import Outbox
 from tests.support.people import AN, DUNG
-from tests.test_signin_citizen import signed_in
 
 USERNAME_VALUE = re.compile(r'<input id="username"[^>]*value="([^"]*)"', re.S)
 

@@ -180,7 +180,7 @@ def test_a_hanging_sms_gateway_leaves_the_rest_fast(
     """Sign-ins need their SMS and wait for it at most its timeout; beyond the gateway's bulkhead they
     are told at once that no SMS could be sent, and after the breaker opens no worker calls it.
     Discovery and tokens never wait."""
-    from tests.test_sms import Gateway
+    from tests.unit.test_sms import Gateway
 
     gateway = Gateway()
     gateway.delay = 30.0

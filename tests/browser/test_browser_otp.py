@@ -17,9 +17,9 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.test_browser import alert_text, sign_in_until_otp
 from tests.support.browser import DemoStack, Shots, start_demo_stack
 from tests.support.people import AN, BINH, CUC, DUNG
-from tests.test_browser import alert_text, sign_in_until_otp
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

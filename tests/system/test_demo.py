@@ -17,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STARTS = int(__import__("os").environ.get("DEMO_TEST_STARTS", "20"))
 
 

@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import select
 
 from idp.store.models import Account, AuditEvent, db
+from tests.protocol.test_logout import claims_of, logout_tokens, sign_in_portal, still_signed_in
 from tests.support.account import open_account
 from tests.support.backchannel import BackchannelReceiver
 from tests.support.driver import Browser, csrf_of
 from tests.support.outbox import Outbox
 from tests.support.passwords import alert, field_errors, text_of, wrong
 from tests.support.people import AN, CUC
-from tests.test_logout import claims_of, logout_tokens, sign_in_portal, still_signed_in
 
 NEW_PASSWORD = "Bach-Ma#Hue2027"
 

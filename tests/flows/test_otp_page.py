@@ -14,11 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select, update
 
-from tests.support.driver import Browser, csrf_of, query_of
-from tests.support.outbox import Outbox
-from tests.support.people import AN, BINH, CUC, DUNG, SandboxPerson
-from tests.support.tokens import CALLBACKS, exchange, verify_jwt
-from tests.test_signin_citizen import (
+from tests.flows.test_signin_citizen import (
     alert,
     allow_next_otp,
     browser_for,
@@ -29,6 +25,10 @@ from tests.test_signin_citizen import (
     resend,
     signed_in,
 )
+from tests.support.driver import Browser, csrf_of, query_of
+from tests.support.outbox import Outbox
+from tests.support.people import AN, BINH, CUC, DUNG, SandboxPerson
+from tests.support.tokens import CALLBACKS, exchange, verify_jwt
 
 AN_SHARED = "+84912345678"  # An's phone, also Cúc's second phone
 COUNTDOWN = re.compile(r"<span data-countdown>(\d+)</span>")
@@ -568,7 +568,7 @@ def test_a_password_reset_forgets_every_remembered_browser(
     browser: Browser, app: Any, outbox: Outbox
 ) -> None:
     """A remembered browser must not skip the OTP with a password that has changed since."""
-    from tests.test_password_reset import NEW_PASSWORD, reset_to
+    from tests.flows.test_password_reset import NEW_PASSWORD, reset_to
 
     sign_in_remembering(browser, AN)
     elsewhere = Browser(app.test_client(), outbox)
