@@ -1,0 +1,1 @@
+"""The benchmark behind bench/run.py, in parts: load, measurement, deployment, phases, report, profiles."""
