@@ -33,7 +33,7 @@ def _login_page(ix: Interaction, session: SsoSession | None) -> BaseResponse:
 
 def _step_up_page(ix: Interaction, session: SsoSession | None) -> BaseResponse:
     """Only what is missing (the OTP of a remembered-device sign-in), else the whole sign-in."""
-    from idp.flows.signin.citizen import begin_step_up
+    from idp.flows.signin.step_up import begin_step_up
 
     stepped = None
     if session is not None and ix.pending_account_id is None:

@@ -12,14 +12,14 @@ from wtforms.validators import DataRequired, Length
 
 from idp.flows.signin import bp
 from idp.identity import remembered_devices
-from idp.identity.accounts import CITIZEN, find_citizen, verified_phones
+from idp.identity.accounts import find_citizen, verified_phones
 from idp.identity.identifiers import is_id_number, is_legacy_id, mask_phone
 from idp.runtime import runtime
 from idp.sessions import remember
 from idp.sessions.browser import client_address, renew_binding
 from idp.sessions.interaction import Interaction
 from idp.sessions.otp import OtpSendRefused, refusal_message
-from idp.store.models import Account, Phone, db
+from idp.store.models import Phone, db
 from idp.web import captcha
 from idp.web.forms import ActionForm, OtpForm
 from idp.web.pages import (
@@ -180,28 +180,6 @@ def start_otp(ix: Interaction, account_id: int, phone: str) -> BaseResponse:
     runtime().interactions.save(ix)
     if error:
         return _otp_page(ix, status=429, error=error)
-    return redirect(url_for("signin.otp", ix_id=ix.id))
-
-
-def begin_step_up(ix: Interaction, account_id: int, amr: list[str]) -> BaseResponse | None:
-    """The SSO session's sign-in was the password alone (a remembered browser: LoA1) and this portal
-    needs more: ask only for the OTP, on the same person's phone, instead of the whole sign-in again.
-    None when that does not apply (another kind of account, no phone): the caller opens the sign-in.
-
-    This runs on GET /authorize, which any site can make a browser open: so nothing is sent here.
-    The OTP page asks the person to press "Gửi mã OTP" (a POST with its CSRF token), and keeps
-    "Đăng nhập bằng tài khoản khác" for whoever is not that person."""
-    if list(amr) != remember.SKIPPED_OTP_AMR:
-        return None
-    account = db.session.get(Account, account_id)
-    eligible = account is not None and account.kind == CITIZEN and account.status == "active"
-    phones = verified_phones(account) if account is not None and eligible else []
-    db.session.rollback()
-    if not phones:
-        return None
-    ix.step_up = True
-    ix.pending_account_id, ix.otp_phone, ix.otp_challenge = account_id, phones[0], None
-    runtime().interactions.save(ix)
     return redirect(url_for("signin.otp", ix_id=ix.id))
 
 
