@@ -154,6 +154,29 @@ def register_settings(name: str, label: str) -> tuple[Setting, ...]:
     )
 
 
+def tls_settings(prefix: str, label: str) -> tuple[Setting, ...]:
+    """Mutual TLS to a gateway: client certificate, its key, the CAs of the gateway's certificate.
+    Each gateway idp calls (the registers, the SIM signing service, the upstreams to come) has one
+    such group, one line in SETTINGS."""
+    return (
+        Setting(
+            f"{prefix}CLIENT_CERT",
+            str,
+            None,
+            f"PEM client certificate (may include the key) for mutual TLS with the {label}.",
+            nullable=True,
+        ),
+        Setting(f"{prefix}CLIENT_KEY", str, None, f"PEM private key of {prefix}CLIENT_CERT.", nullable=True),
+        Setting(
+            f"{prefix}CA_BUNDLE",
+            str,
+            None,
+            f"PEM CA certificates that the server certificate of the {label} chains to (default: the system CAs).",
+            nullable=True,
+        ),
+    )
+
+
 def register_mode(values: Mapping[str, Any], register: str) -> str:
     """The mode ("sandbox" or "http") of one of REGISTER_NAMES: its own setting, else IDP_REGISTERS."""
     return str(values.get(register) or values.get("REGISTERS") or "sandbox")
@@ -451,21 +474,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest register answer read; a larger one is abandoned mid-stream.",
         _positive,
     ),
-    Setting(
-        "REGISTERS_CLIENT_CERT",
-        str,
-        None,
-        "PEM client certificate (may include the key) for mutual TLS with the register gateways.",
-        nullable=True,
-    ),
-    Setting("REGISTERS_CLIENT_KEY", str, None, "PEM private key of that certificate.", nullable=True),
-    Setting(
-        "REGISTERS_CA_BUNDLE",
-        str,
-        None,
-        "PEM CA certificates the gateways' server certificates chain to (default: the system CAs).",
-        nullable=True,
-    ),
+    *tls_settings("REGISTERS_", "register gateways"),
     Setting("KEY_RETENTION", int, 7 * 86400, "Seconds a retired public key stays in the JWKS.", _positive),
     Setting(
         "BACKCHANNEL_TIMEOUT", float, 3.0, "Seconds to wait for a relying party's logout endpoint.", _positive
@@ -557,15 +566,7 @@ SETTINGS: tuple[Setting, ...] = (
         nullable=True,
     ),
     Setting("SIM_SIGNING_TOKEN", str, None, "Bearer token for the SIM signing gateway.", nullable=True),
-    Setting(
-        "SIM_SIGNING_CLIENT_CERT",
-        str,
-        None,
-        "PEM client certificate for mutual TLS to the gateway.",
-        nullable=True,
-    ),
-    Setting("SIM_SIGNING_CLIENT_KEY", str, None, "PEM key of SIM_SIGNING_CLIENT_CERT.", nullable=True),
-    Setting("SIM_SIGNING_CA_BUNDLE", str, None, "PEM CAs for the gateway's TLS certificate.", nullable=True),
+    *tls_settings("SIM_SIGNING_", "SIM signing gateway"),
     Setting("SIM_SIGNING_CONNECT_TIMEOUT", float, 2.0, "Seconds to connect to the SIM gateway.", _positive),
     Setting("SIM_SIGNING_TIMEOUT", float, 5.0, "Seconds to wait for the SIM gateway's answer.", _positive),
     Setting(
