@@ -30,6 +30,7 @@ import json
 import logging
 import random
 import re
+import ssl
 import threading
 import time
 import uuid
@@ -150,6 +151,24 @@ class JsonAnswer:
         if not isinstance(value, dict):
             raise self._bad(key, "is not an object")
         return JsonAnswer(self.verifier, value, status=self.status, where=f"{self._where}{key}.")
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether a TLS failure is about a certificate (ours refused, or the register's not trusted),
+    read from the ssl errors requests and urllib3 wrap, by type and OpenSSL reason code."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        error = pending.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return True
+        if isinstance(error, ssl.SSLError) and "CERTIFICATE" in str(getattr(error, "reason", "") or ""):
+            return True
+        pending.extend([*error.args, getattr(error, "reason", None), error.__cause__, error.__context__])
+    return False
 
 
 class _Transient(Exception):
@@ -383,7 +402,7 @@ class HttpClient:
                 allow_redirects=False,
             )
         except requests.exceptions.SSLError as exc:
-            if "certificate" in str(exc).lower():
+            if _certificate_refused(exc):
                 raise VerifierMisconfigured(
                     self.verifier, "TLS certificate refused (ours or the register's)"
                 ) from None
