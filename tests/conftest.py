@@ -28,6 +28,18 @@ TABLE_LIST = (
 TABLES = ", ".join(TABLE_LIST)
 
 
+# The kinds of tests, one folder each (tests/<kind>/); every test carries its folder's marker.
+KINDS = ("unit", "protocol", "flows", "apps", "browser", "system")
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.path)).relative_to(HERE).parts
+        if len(parts) > 1 and parts[0] in KINDS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     url = services.create_database()
