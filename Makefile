@@ -40,7 +40,7 @@ node_modules/.installed: package.json package-lock.json
 test: lint chromium node_modules/.installed
 	$(BIN)/python -m pytest
 
-# The unit tests only (no server, database or browser): about a minute, for the edit-run loop.
+# The unit tests only (no app, server process or browser): under a minute, for the edit-run loop.
 test-fast: $(VENV)/.test-installed
 	$(BIN)/python -m pytest tests/unit -q
 
