@@ -20,7 +20,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# idp on DEMO_PORT (8000), the portal on the next port, the partner on the one after.
+# idp on DEMO_PORT (8000), the portal on the next port, the partner on the one after. Signing in
+# works on the default ports (clients.yaml registers the portals' callbacks on 8001 and 8002);
+# another DEMO_PORT serves the start-and-stop test (tests/system/test_demo.py).
 PORT = int(os.environ.get("DEMO_PORT") or 8000)
 IDP_URL = f"http://127.0.0.1:{PORT}"
 PORTAL_URL = f"http://127.0.0.1:{PORT + 1}"
@@ -94,76 +96,13 @@ def main() -> int:
     env["DEMO_PORTAL_CLIENT_SECRET"] = secrets.token_urlsafe(32)
     env["DEMO_PARTNER_CLIENT_SECRET"] = secrets.token_urlsafe(32)
     env["DEMO_IDP_ISSUER"] = env["IDP_ISSUER"]
+    env["DEMO_PORTAL_URL"] = PORTAL_URL
     env.pop("IDP_REDIS_URL", None)  # the demo needs no services
 
     init = subprocess.run([sys.executable, "-m", "idp.cli", "init", "--sandbox"], env=env)
     if init.returncode != 0:
         return init.returncode
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "idp.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(PORT),
-                "--workers",
-                "1",
-            ],
-            env=env,
-            start_new_session=True,
-        ),
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--workers",
-                "1",
-                "--threads",
-                "4",
-                "--bind",
-                f"127.0.0.1:{PORT + 1}",
-                "--access-logfile",
-                "-",
-                "--no-control-socket",
-                "demo.portal:create_app()",
-            ],
-            env=env,
-            start_new_session=True,
-        ),
-        # The demo partner application (not a provincial portal: it asks for consent).
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--workers",
-                "1",
-                "--threads",
-                "4",
-                "--bind",
-                f"127.0.0.1:{PORT + 2}",
-                "--access-logfile",
-                "-",
-                "--no-control-socket",
-                "demo.portal:create_app()",
-            ],
-            env=dict(
-                env,
-                DEMO_PORTAL_URL=PARTNER_URL,
-                DEMO_PORTAL_CLIENT_ID="demo-partner",
-                DEMO_PORTAL_CLIENT_SECRET=env["DEMO_PARTNER_CLIENT_SECRET"],
-                DEMO_PORTAL_NAME="Ứng dụng đối tác (demo)",
-                DEMO_PORTAL_COLOUR="#1e6b35",
-            ),
-            start_new_session=True,
-        ),
-    ]
-
+    processes: list[subprocess.Popen[bytes]] = []
     stopping = False
 
     def stop(*_: object) -> None:
@@ -182,6 +121,76 @@ def main() -> int:
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGINT, interrupted)
     try:
+        # One by one: a Ctrl-C between two starts still stops those already started.
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "idp.cli",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(PORT),
+                    "--workers",
+                    "1",
+                ],
+                env=env,
+                start_new_session=True,
+            )
+        )
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--workers",
+                    "1",
+                    "--threads",
+                    "4",
+                    "--bind",
+                    f"127.0.0.1:{PORT + 1}",
+                    "--access-logfile",
+                    "-",
+                    "--no-control-socket",
+                    "demo.portal:create_app()",
+                ],
+                env=env,
+                start_new_session=True,
+            )
+        )
+        # The demo partner application (not a provincial portal: it asks for consent).
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--workers",
+                    "1",
+                    "--threads",
+                    "4",
+                    "--bind",
+                    f"127.0.0.1:{PORT + 2}",
+                    "--access-logfile",
+                    "-",
+                    "--no-control-socket",
+                    "demo.portal:create_app()",
+                ],
+                env=dict(
+                    env,
+                    DEMO_PORTAL_URL=PARTNER_URL,
+                    DEMO_PORTAL_CLIENT_ID="demo-partner",
+                    DEMO_PORTAL_CLIENT_SECRET=env["DEMO_PARTNER_CLIENT_SECRET"],
+                    DEMO_PORTAL_NAME="Ứng dụng đối tác (demo)",
+                    DEMO_PORTAL_COLOUR="#1e6b35",
+                ),
+                start_new_session=True,
+            )
+        )
+
         if not (wait_for(IDP_URL + "/health") and wait_for(PORTAL_URL + "/") and wait_for(PARTNER_URL + "/")):
             print("idp or the demo portal did not start; see the messages above", file=sys.stderr)
             return 1

@@ -17,6 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp.config import (
     ConfigError,
+    check_deployment,
     environ,
     is_loopback_host,
     load_instance_file,
@@ -108,6 +109,9 @@ def create_app(test_config: dict[str, Any] | None = None, *, serves_tokens: bool
     )
     # Bulkheads and shared circuit breakers for every call to another system (idp.outbound).
     guards = Guards(store, total=settings["OUTBOUND_MAX_CONCURRENT"] or max(1, settings["THREADS"] - 1))
+    # What a deployment that signs people in needs (idp.config.DEPLOYMENT_CHECKS: an SMS gateway
+    # outside loopback, no sandbox registers or signing on a real deployment).
+    check_deployment(settings, environ())
     sms: SmsSender
     if settings["SMS_GATEWAY_URL"]:
         sms = HttpSmsGateway(
@@ -125,7 +129,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, serves_tokens: bool
         )
     elif settings["SMS_OUTBOX"]:
         sms = OutboxSms(Path(settings["SMS_OUTBOX"]), echo=settings["SMS_ECHO"])
-    else:  # a loopback issuer (idp.config's cross checks refuse anything else)
+    else:  # a loopback issuer (check_deployment refused anything else)
         sms = OutboxSms(Path(app.instance_path) / "sms-outbox.jsonl", echo=True)
 
     try:

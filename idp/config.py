@@ -650,12 +650,17 @@ def _check_no_sandbox_in_production(values: Mapping[str, Any], environ: Mapping[
         )
 
 
-CROSS_CHECKS: tuple[Callable[[Mapping[str, Any], Mapping[str, str]], None], ...] = (
-    _check_lifetimes,
-    check_registers,
-    _check_sms,
-    _check_no_sandbox_in_production,
-)
+CrossCheck = Callable[[Mapping[str, Any], Mapping[str, str]], None]
+# Run by resolve(): every command reads consistent settings.
+CROSS_CHECKS: tuple[CrossCheck, ...] = (_check_lifetimes, check_registers)
+# Run by create_app only: what a deployment that signs people in needs (a command that only
+# rotates keys or lists clients does not send texts or register anyone).
+DEPLOYMENT_CHECKS: tuple[CrossCheck, ...] = (_check_sms, _check_no_sandbox_in_production)
+
+
+def check_deployment(values: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    for check in DEPLOYMENT_CHECKS:
+        check(values, environ)
 
 
 def resolve(

@@ -67,8 +67,8 @@ SPOTS = (
     ),
     ("  citizen lookup (find_citizen)", "idp/identity/accounts.py", "find_citizen"),
     ("  password verify (argon2id)", "idp/identity/passwords.py", "verify"),
-    ("  OTP send (Redis + SMS outbox)", "idp/flows/otp.py", "send"),
-    ("  OTP verify", "idp/flows/otp.py", "verify"),
+    ("  OTP send (Redis + SMS outbox)", "idp/sessions/otp.py", "send"),
+    ("  OTP verify", "idp/sessions/otp.py", "verify"),
     ("  audit record", "idp/identity/audit.py", "record"),
     ("  JSON dumps (stdlib)", "json/__init__.py", "dumps"),
 )
@@ -77,9 +77,9 @@ SPOTS = (
 # Flask views, for the share of each endpoint in a multi-request operation (the sign-in).
 VIEWS = (
     ("GET /authorize", "idp/oidc/views.py", "authorize"),
-    ("GET /login/<ix> (chooser)", "idp/flows/chooser.py", "login"),
-    ("GET+POST /login/<ix>/citizen", "idp/flows/citizen.py", "citizen"),
-    ("GET+POST /login/<ix>/otp", "idp/flows/citizen.py", "otp"),
+    ("GET /login/<ix> (chooser)", "idp/flows/signin/chooser.py", "login"),
+    ("GET+POST /login/<ix>/citizen", "idp/flows/signin/citizen.py", "citizen"),
+    ("GET+POST /login/<ix>/otp", "idp/flows/signin/citizen.py", "otp"),
     ("GET /authorize/resume/<ix>", "idp/oidc/views.py", "resume"),
     ("POST /token", "idp/oidc/views.py", "token"),
     ("GET /userinfo", "idp/oidc/views.py", "userinfo"),

@@ -186,6 +186,7 @@ def begin_sign_in(
         "nonce": nonce,
         "next": safe_next(next_path, client),
         "max_age": max_age,
+        "acr": acr,
     }
     rt.store.set(PENDING_PREFIX + state, json.dumps(pending), rt.config["INTERACTION_LIFETIME"])
     params = {
@@ -202,7 +203,9 @@ def begin_sign_in(
     if max_age is not None:
         params["max_age"] = str(max_age)
     if acr is not None:
-        params["acr_values"] = acr
+        # Essential (OpenID Connect Core §5.5.1.1), not a preference: a session below it steps up,
+        # is offered the raise of its level, or the sign-in ends with unmet_authentication_requirements.
+        params["claims"] = json.dumps({"id_token": {"acr": {"essential": True, "values": [acr]}}})
     return redirect(url_for("oidc.authorize") + "?" + urlencode(params), 303)
 
 
@@ -240,6 +243,7 @@ def finish_sign_in(client: str = ACCOUNT_CLIENT_ID) -> Callback:
         or redeemed.sid != sso.sid
         or redeemed.nonce != pending["nonce"]
         or (pending["max_age"] is not None and time.time() - redeemed.auth_time > pending["max_age"] + 60)
+        or (pending.get("acr") and not satisfies(redeemed.acr, [pending["acr"]]))
     ):
         return Callback(None)
     session[app.session_key] = sso.sid

@@ -6,7 +6,9 @@ for it. The first check that applies decides: a passive request (``prompt=none``
 check's OAuth error, and so does any request when the check is ``final`` (no page could help);
 otherwise the browser is handed to the prompt's page. No check applies: the code is issued.
 
-Normalization and account linking each add a prompt here, and nothing in the views.
+Normalization and account linking each add a prompt here and its page in a journey's
+``prompt_pages()``; the views hand every prompt to its page, except ``raise``, whose offer the
+protocol layer renders itself (it falls back to unmet_authentication_requirements).
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class Check:
 class Prompt:
     name: str  # "login", "raise", "step_up", "consent"
     checks: tuple[Check, ...]
+    # The person signs in (again) on its page: an interaction that already has a sign-in's result
+    # is replaced by a fresh one.
+    signs_in: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class Verdict:
     prompt: str | None = None
     check: str | None = None
     error: OAuth2Error | None = None
+    signs_in: bool = False
 
     @property
     def issue(self) -> bool:
@@ -165,6 +171,7 @@ POLICY: tuple[Prompt, ...] = (
                 _error(LoginRequiredError, "the sign-in is older than max_age"),
             ),
         ),
+        signs_in=True,
     ),
     Prompt(
         "raise",
@@ -191,6 +198,7 @@ POLICY: tuple[Prompt, ...] = (
                 _error(LoginRequiredError, "a stronger sign-in is required"),
             ),
         ),
+        signs_in=True,
     ),
     Prompt(
         "consent",
@@ -206,7 +214,7 @@ def evaluate(situation: Situation, policy: tuple[Prompt, ...] = POLICY) -> Verdi
             if check.applies(situation):
                 if check.final or situation.passive:
                     return Verdict(check=check.reason, error=check.error())
-                return Verdict(prompt=prompt.name, check=check.reason)
+                return Verdict(prompt=prompt.name, check=check.reason, signs_in=prompt.signs_in)
     return Verdict()
 
 

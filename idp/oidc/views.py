@@ -304,7 +304,7 @@ def _proceed(
             rt.interactions.delete(ix)
         response = _redirect_error(ctx.redirect_uri, verdict.error, state)
     elif verdict.prompt is not None:
-        if ix is None or verdict.prompt in ("login", "step_up") and ix.result is not None:
+        if ix is None or verdict.signs_in and ix.result is not None:
             ix = _new_interaction(ctx, params)
         response = rt.prompt_page(verdict.prompt, ix, sso)
     else:

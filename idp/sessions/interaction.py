@@ -80,6 +80,25 @@ class Interaction:
     cancelled: bool = False
 
 
+_FIELDS = frozenset(Interaction.__dataclass_fields__)
+# What an interaction saved before typed progress kept in its `extra` dict (kept for the
+# interactions under way across an upgrade: they live INTERACTION_LIFETIME at most).
+_LEGACY_EXTRA = ("step_up", "captcha", "raise_to", "applied", "org")
+
+
+def _known(kind: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """The fields `kind` has (a field an older release wrote and this one dropped is ignored)."""
+    return {k: v for k, v in data.items() if k in kind.__dataclass_fields__}
+
+
+def _upgraded(data: dict[str, Any]) -> dict[str, Any]:
+    extra = data.pop("extra", None) or {}
+    for key in _LEGACY_EXTRA:
+        if key in extra and key not in data:
+            data[key] = extra[key]
+    return {k: v for k, v in data.items() if k in _FIELDS}
+
+
 class InteractionStore:
     def __init__(self, store: EphemeralStore, lifetime: int) -> None:
         self.store = store
@@ -105,11 +124,11 @@ class InteractionStore:
         raw = self.store.get("ix:" + ix_id)
         if raw is None:
             return None
-        data = json.loads(raw)
-        result, org = data.pop("result"), data.pop("org")
+        data = _upgraded(json.loads(raw))
+        result, org = data.pop("result", None), data.pop("org", None)
         ix = Interaction(**data)
         ix.result = LoginResult(**result) if result else None
-        ix.org = OrgProgress(**org) if org else None
+        ix.org = OrgProgress(**_known(OrgProgress, org)) if org else None
         if not browser or not secrets.compare_digest(ix.browser, browser):
             return None
         return ix

@@ -41,11 +41,16 @@ class BrowserRecords(Generic[R]):
     def load(self, rid: str) -> R | None:
         """The record, when it exists and belongs to this browser."""
         raw = runtime().store.get(self.key(rid)) if 0 < len(rid) <= 64 else None
-        record = self.kind(**json.loads(raw)) if raw else None
+        record = self._read(json.loads(raw)) if raw else None
         bid = browser_id(create=False)
         if record is None or not bid or not secrets.compare_digest(record.browser, bid):
             return None
         return record
+
+    def _read(self, data: dict[str, Any]) -> R:
+        """The record from its stored form (a kind may upgrade older forms: ``from_stored``)."""
+        reader = getattr(self.kind, "from_stored", None)
+        return reader(data) if reader is not None else self.kind(**data)
 
     def take(self, rid: str) -> dict[str, Any] | None:
         """Remove the record and return what it held (atomically: a second submission gets None)."""

@@ -16,8 +16,6 @@ from flask import Response, current_app, render_template
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 
-log = logging.getLogger("idp.web")
-
 
 def new_error_id() -> str:
     return "E-" + secrets.token_hex(4).upper()
@@ -55,6 +53,9 @@ class FlowProblem(Exception):
     message: ClassVar[LazyString]
     # Log the outcome with an error id shown on the page ("warning" or "error"); None: no id.
     log_level: ClassVar[str | None] = None
+    # The log line: logger and text ({id}: the error id, {detail}: what the raiser said).
+    logger: ClassVar[str] = "idp.web"
+    log_line: ClassVar[str] = "{name} error_id={id}: {detail}"
 
     def __init__(self, detail: str = "", *, retry_url: str | None = None) -> None:
         super().__init__(detail or type(self).__name__)
@@ -68,7 +69,8 @@ class FlowProblem(Exception):
         error_id = None
         if self.log_level is not None:
             error_id = new_error_id()
-            getattr(log, self.log_level)("%s error_id=%s: %s", type(self).__name__, error_id, self.detail)
+            line = self.log_line.format(name=type(self).__name__, id=error_id, detail=self.detail)
+            getattr(logging.getLogger(self.logger), self.log_level)("%s", line)
         return problem_page(
             self.status, str(self.title), self.message_text(), error_id=error_id, retry_url=self.retry_url
         )
@@ -107,6 +109,8 @@ class AccountSignInExpired(FlowProblem):
 class RegisterUnavailable(FlowProblem):
     status = 503
     log_level = "warning"
+    logger = "idp.registration"
+    log_line = "registration check unavailable error_id={id}: {detail}"
     title = _l("Chưa kiểm tra được thông tin")
     message = _l(
         "Hệ thống cơ sở dữ liệu cần để kiểm tra thông tin tạm thời chưa trả lời. Thông tin bạn nhập chưa được lưu. Vui lòng thử lại sau ít phút."
@@ -115,6 +119,8 @@ class RegisterUnavailable(FlowProblem):
 
 class RegisterRefusedRequest(FlowProblem):
     log_level = "warning"
+    logger = "idp.registration"
+    log_line = "registration check rejected error_id={id}: {detail}"
     title = _l("Chưa kiểm tra được thông tin")
     message = _l(
         "Cơ sở dữ liệu không nhận yêu cầu kiểm tra với thông tin đã nhập. Vui lòng kiểm tra lại thông tin, hoặc gọi tổng đài hỗ trợ %(hotline)s."
@@ -124,6 +130,8 @@ class RegisterRefusedRequest(FlowProblem):
 class RegistrationPaused(FlowProblem):
     status = 503
     log_level = "error"
+    logger = "idp.registration"
+    log_line = "registration check failed error_id={id} {detail}"
     title = _l("Chức năng đăng ký đang tạm dừng")
     message = _l(
         "Chức năng đăng ký đang tạm dừng để khắc phục sự cố. Vui lòng thử lại sau hoặc gọi tổng đài hỗ trợ %(hotline)s."

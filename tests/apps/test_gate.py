@@ -5,6 +5,7 @@ one that holds it; a page behind ``signed_in(acr=…)`` sends a session below th
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,7 +15,7 @@ from sqlalchemy import select
 
 from idp.apps.gate import current_person, signed_in
 from idp.store.models import Account, AccountRole, db
-from tests.support.account import open_account
+from tests.support.account import follow, open_account
 from tests.support.driver import Browser
 from tests.support.people import AN, BINH
 
@@ -63,12 +64,18 @@ def test_a_page_for_a_role_opens_for_an_account_that_holds_it(gated: Browser) ->
 
 
 def test_a_page_for_level_3_asks_a_level_2_session_for_more(gated: Browser) -> None:
+    """An essential acr, not a preference: AN (identity level 2) is offered to raise the level
+    instead of being sent round between the page and /authorize."""
     open_account(gated, AN)  # signed in to the account area at LoA2 (AN's identity is level 2)
     response = gated.client.get("/account/test-loa3")
     assert response.status_code == 303
     location = urlsplit(response.headers["Location"])
     assert location.path == "/authorize"
-    assert parse_qs(location.query)["acr_values"] == ["LoA3"]
+    claims = json.loads(parse_qs(location.query)["claims"][0])
+    assert claims == {"id_token": {"acr": {"essential": True, "values": ["LoA3"]}}}
+    page = follow(gated, response)
+    assert page.status_code == 403
+    assert "Nâng mức xác minh" in text(page)  # the raise of the identity level (DESIGN §4)
 
 
 def test_a_page_for_level_3_opens_for_a_level_3_sign_in(gated: Browser) -> None:

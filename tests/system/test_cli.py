@@ -549,3 +549,13 @@ def test_the_readme_commands_work_in_a_checkout(tmp_path: Path) -> None:
     for command in readme_commands():
         if command.startswith(".venv/bin/idp "):
             run(shlex.split(command))  # verbatim, from the checkout's folder
+
+
+def test_key_commands_need_no_deployment_settings(initialized: Any) -> None:
+    """A cron job rotating keys on a production machine sets the issuer and the key folder: it
+    sends no SMS and registers nobody, so neither the SMS gateway nor the real registers are
+    asked for (create_app checks those, not the settings every command reads)."""
+    production = {"IDP_ISSUER": "https://idp.example.vn"}
+    result = initialized("keys", "list", extra_env=production)
+    assert result.exit_code == 0, result.output
+    assert "ES256" in result.output

@@ -188,5 +188,6 @@ def test_prompts_come_in_the_order_of_the_policy() -> None:
     """A sign-in first, then the identity's level, then the sign-in's strength, then consent: a
     page later in the list is never shown before an earlier one is satisfied."""
     assert [p.name for p in policy.POLICY] == ["login", "raise", "step_up", "consent"]
+    assert [p.name for p in policy.POLICY if p.signs_in] == ["login", "step_up"]
     ctx = context(required_acr=["LoA3"], max_age=0)
     assert verdict(ctx, session(acr="LoA1", loa=2), consented=False)[0] == "login"

@@ -18,6 +18,9 @@ def test_every_method_is_complete(method: methods.RegistrationMethod) -> None:
     assert method.kinds and set(method.kinds) <= {methods.CITIZEN, methods.ENTERPRISE}
     assert set(method.titles) == set(method.kinds) == set(method.doors)
     if method.by_register:
+        # The register-based form registers citizens (steps.register_form); an enterprise proves
+        # its tax code with its certificate.
+        assert method.kinds == (methods.CITIZEN,)
         assert method.help is not None
         assert {"full_name", "birth_date", "phone"} <= set(method.fields)
         # Every refusal the check can give has its words.

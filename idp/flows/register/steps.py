@@ -134,6 +134,15 @@ class Registration:
         if isinstance(self.cert, dict):  # read back from the store
             self.cert = CertificateProgress(**self.cert)
 
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> Registration:
+        """A stored registration; one saved before typed progress kept it in `extra`."""
+        extra = data.pop("extra", None)
+        if extra and "cert" not in data:
+            known = CertificateProgress.__dataclass_fields__
+            data["cert"] = {k: v for k, v in extra.items() if k in known}
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
     @property
     def otp_subject(self) -> int:
         """OtpService counts per account; a registration has none yet, so a stand-in per phone
@@ -228,7 +237,7 @@ def verifier_failed(reg: Registration | None, error: VerifierError, retry: str) 
         return RegisterUnavailable(str(error), retry_url=retry).response()
     if isinstance(error, VerifierRejected):
         return RegisterRefusedRequest(str(error), retry_url=retry).response()
-    return RegistrationPaused(f"{type(error).__name__}: {error}").response()
+    return RegistrationPaused(f"({type(error).__name__}): {error}").response()
 
 
 def checks_exhausted() -> int:
