@@ -22,6 +22,7 @@ FORBIDDEN = {
     "idp.sessions": ("idp.flows", "idp.apps", "idp.oidc", "idp.web", "idp.proofing"),
     "idp.identity": ("idp.flows", "idp.apps", "idp.oidc", "idp.web", "idp.proofing", "idp.sessions"),
     "idp.verifiers": ("idp.flows", "idp.apps", "idp.oidc", "idp.web", "idp.sessions", "flask"),
+    "idp.upstreams": ("idp.flows", "idp.apps", "idp.oidc", "idp.web", "idp.sessions", "authlib", "flask"),
     "idp.messaging": ("idp.flows", "idp.apps", "idp.oidc", "idp.web", "idp.sessions", "flask"),
     "idp.store": ("idp.flows", "idp.apps", "idp.oidc", "idp.web", "idp.sessions", "idp.identity"),
     "idp.runtime": ("idp.flows", "idp.apps", "idp.web"),
