@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +176,98 @@ def tls_settings(prefix: str, label: str) -> tuple[Setting, ...]:
             nullable=True,
         ),
     )
+
+
+# The upstream identity providers idp brokers (idp.upstreams), each a settings group.
+UPSTREAMS = (("NATIONAL_PORTAL", "national public-service portal"), ("VNEID", "VNeID"))
+UPSTREAM_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+
+
+def _check_upstream_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "must be an absolute https URL"
+    if parts.fragment:
+        return "must not have a fragment"
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        return "must use https (plain http is accepted only on a loopback address)"
+    return None
+
+
+def upstream_settings(name: str, label: str) -> tuple[Setting, ...]:
+    """One upstream's group: its issuer (discovery at {ISSUER}/.well-known/openid-configuration) or
+    explicit endpoints, idp's client there, and what idp asks. A new upstream is one line in UPSTREAMS."""
+    endpoints = (
+        ("AUTHORIZATION_ENDPOINT", "authorization endpoint"),
+        ("TOKEN_ENDPOINT", "token endpoint"),
+        ("USERINFO_ENDPOINT", "userinfo endpoint"),
+        ("JWKS_URI", "JWKS"),
+        ("END_SESSION_ENDPOINT", "end-session (logout) endpoint"),
+    )
+    return (
+        Setting(
+            f"{name}_ISSUER",
+            str,
+            None,
+            f"Issuer of the {label}; unset: its door says it is not available.",
+            _check_upstream_url,
+            nullable=True,
+        ),
+        *(
+            Setting(
+                f"{name}_{key}",
+                str,
+                None,
+                f"The {label}'s {what}, for an upstream without discovery (overrides discovery's).",
+                _check_upstream_url,
+                nullable=True,
+            )
+            for key, what in endpoints
+        ),
+        Setting(f"{name}_CLIENT_ID", str, None, f"idp's client id at the {label}.", nullable=True),
+        Setting(f"{name}_CLIENT_SECRET", str, None, f"idp's client secret at the {label}.", nullable=True),
+        Setting(
+            f"{name}_CLIENT_SECRET_ENV",
+            str,
+            None,
+            f"Environment variable that holds that secret (instead of {name}_CLIENT_SECRET).",
+            nullable=True,
+        ),
+        Setting(
+            f"{name}_TOKEN_ENDPOINT_AUTH_METHOD",
+            str,
+            "client_secret_basic",
+            f"How idp authenticates at the {label}'s token endpoint.",
+            _one_of(*UPSTREAM_AUTH_METHODS),
+        ),
+        Setting(f"{name}_SCOPE", str, "openid", f"Scopes idp asks of the {label}."),
+        Setting(
+            f"{name}_ACR_VALUES", str, None, f"acr_values sent to the {label} as they are.", nullable=True
+        ),
+    )
+
+
+def check_upstreams(values: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """A configured upstream (ISSUER, or its endpoints) has a client id and one way to its secret."""
+    for name, _ in UPSTREAMS:
+        explicit = all(
+            values.get(f"{name}_{k}") for k in ("AUTHORIZATION_ENDPOINT", "TOKEN_ENDPOINT", "JWKS_URI")
+        )
+        if not values.get(f"{name}_ISSUER"):
+            if explicit:
+                raise ConfigError(f"{PREFIX}{name}_ISSUER: is required (it is the iss its ID tokens carry)")
+            continue
+        if not values.get(f"{name}_CLIENT_ID"):
+            raise ConfigError(f"{PREFIX}{name}_CLIENT_ID: is required when {PREFIX}{name}_ISSUER is set")
+        secret, secret_env = values.get(f"{name}_CLIENT_SECRET"), values.get(f"{name}_CLIENT_SECRET_ENV")
+        if bool(secret) == bool(secret_env):
+            raise ConfigError(
+                f"{PREFIX}{name}_CLIENT_SECRET: set it or {PREFIX}{name}_CLIENT_SECRET_ENV (exactly one)"
+            )
+        if secret_env and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", str(secret_env)):
+            raise ConfigError(
+                f"{PREFIX}{name}_CLIENT_SECRET_ENV: must be the name of an environment variable"
+            )
 
 
 def register_mode(values: Mapping[str, Any], register: str) -> str:
@@ -576,6 +669,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds the person has to confirm a signing request on the phone.",
         _at_most(600),
     ),
+    *(setting for name, label in UPSTREAMS for setting in upstream_settings(name, label)),
+    Setting(
+        "UPSTREAM_TIMEOUT",
+        float,
+        5.0,
+        "Seconds each call to an upstream identity provider may take.",
+        _positive,
+    ),
     Setting(
         "SANDBOX_PKI_DIR",
         str,
@@ -652,7 +753,7 @@ def _check_no_sandbox_in_production(values: Mapping[str, Any], environ: Mapping[
 
 CrossCheck = Callable[[Mapping[str, Any], Mapping[str, str]], None]
 # Run by resolve(): every command reads consistent settings.
-CROSS_CHECKS: tuple[CrossCheck, ...] = (_check_lifetimes, check_registers)
+CROSS_CHECKS: tuple[CrossCheck, ...] = (_check_lifetimes, check_registers, check_upstreams)
 # Run by create_app only: what a deployment that signs people in needs (a command that only
 # rotates keys or lists clients does not send texts or register anyone).
 DEPLOYMENT_CHECKS: tuple[CrossCheck, ...] = (_check_sms, _check_no_sandbox_in_production)
